@@ -1,0 +1,1 @@
+"""Built-in domain plugins, installed as the package ``sciffusion_domains``."""

@@ -1,0 +1,132 @@
+"""How the core sees a batch: the few operations that differ between dense and graph data.
+
+A batch is one tensor ``x``. For dense data (images, spectrograms, grids) its first axis is the
+sample; for graph data (molecules) its rows are nodes and ``batch[i]`` says which sample row ``i``
+belongs to. Samplers, losses, guidance and likelihoods are written once against this interface.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class Space(Protocol):
+    """The contract between the core and a domain's batches."""
+
+    def batch_size(self, x: Tensor) -> int:
+        """Number of samples B in ``x``."""
+
+    def per_sample(self, values: Tensor, x: Tensor) -> Tensor:
+        """Broadcast a per-sample value ``[B]`` so that it multiplies ``x`` elementwise."""
+
+    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Standard normal noise shaped like ``x``, already in the sample subspace."""
+
+    def project(self, x: Tensor) -> Tensor:
+        """Project a state onto the sample subspace (masked entries zero, centre of mass zero...)."""
+
+    def sum(self, values: Tensor) -> Tensor:
+        """Per-sample sum ``[B]`` of a per-element tensor shaped like ``x``, over counted entries."""
+
+    def dims(self, x: Tensor) -> Tensor:
+        """Degrees of freedom of each sample ``[B]`` (counted entries minus constrained ones)."""
+
+
+def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+class DenseSpace:
+    """Samples stacked on the first axis. ``mask`` (bool, broadcastable to one sample or to the
+    batch; True = counted) marks entries that do not exist, such as land in a sea-surface field:
+    they are kept at zero, never count in a loss and are not degrees of freedom."""
+
+    def __init__(self, mask: Tensor | None = None):
+        self.mask = mask
+
+    def batch_size(self, x: Tensor) -> int:
+        return x.shape[0]
+
+    def per_sample(self, values: Tensor, x: Tensor) -> Tensor:
+        if values.dim() == 0:
+            return values
+        return values.reshape(-1, *([1] * (x.dim() - 1)))
+
+    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.project(_randn(x, generator))
+
+    def _full_mask(self, x: Tensor) -> Tensor:
+        return torch.broadcast_to(self.mask.to(x.device), x.shape)
+
+    def project(self, x: Tensor) -> Tensor:
+        if self.mask is None:
+            return x
+        return torch.where(self._full_mask(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    def sum(self, values: Tensor) -> Tensor:
+        if self.mask is not None:
+            values = torch.where(self._full_mask(values), values, torch.zeros_like(values))
+        return values.reshape(values.shape[0], -1).sum(1)
+
+    def dims(self, x: Tensor) -> Tensor:
+        if self.mask is None:
+            per = x[0].numel() if x.dim() > 0 else 1
+            return torch.full((x.shape[0],), float(per), device=x.device, dtype=x.dtype)
+        return self._full_mask(x).reshape(x.shape[0], -1).sum(1).to(x.dtype)
+
+
+class GraphSpace:
+    """Variable-size samples as rows of one tensor ``x[N, F]``; ``batch[N]`` gives each row's sample.
+
+    ``zero_mean`` lists feature columns (e.g. the three coordinates of atom positions) that are kept
+    at zero mean within each sample: noise is drawn in that subspace and states are projected onto
+    it, which is what makes a translation-invariant density well defined (Hoogeboom et al. 2022).
+    """
+
+    def __init__(self, batch: Tensor, num_samples: int, zero_mean: tuple[int, ...] | list[int] = ()):
+        if batch.dim() != 1:
+            raise ValueError(f"batch must be a 1-D index of sample ids, got shape {tuple(batch.shape)}")
+        self.batch = batch
+        self.num_samples = int(num_samples)
+        self.zero_mean = list(zero_mean)
+        self.counts = torch.bincount(batch, minlength=self.num_samples)
+        if (self.counts == 0).any():
+            empty = torch.nonzero(self.counts == 0).flatten().tolist()
+            raise ValueError(f"samples {empty} have no rows; every sample needs at least one node")
+
+    def batch_size(self, x: Tensor) -> int:
+        return self.num_samples
+
+    def per_sample(self, values: Tensor, x: Tensor) -> Tensor:
+        if values.dim() == 0:
+            return values
+        return values.to(x.device)[self.batch].reshape(-1, *([1] * (x.dim() - 1)))
+
+    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.project(_randn(x, generator))
+
+    def mean(self, x: Tensor) -> Tensor:
+        """Per-sample mean of each column ``[B, F]``."""
+        total = torch.zeros(self.num_samples, *x.shape[1:], dtype=x.dtype, device=x.device)
+        total.index_add_(0, self.batch, x)
+        return total / self.counts.to(x).reshape(-1, *([1] * (x.dim() - 1)))
+
+    def project(self, x: Tensor) -> Tensor:
+        if not self.zero_mean:
+            return x
+        cols = self.zero_mean
+        centred = x[:, cols] - self.mean(x[:, cols])[self.batch]
+        out = x.clone()
+        out[:, cols] = centred
+        return out
+
+    def sum(self, values: Tensor) -> Tensor:
+        flat = values.reshape(values.shape[0], -1).sum(1)
+        out = torch.zeros(self.num_samples, dtype=values.dtype, device=values.device)
+        return out.index_add_(0, self.batch, flat)
+
+    def dims(self, x: Tensor) -> Tensor:
+        per_row = x[0].numel() if x.dim() > 1 else 1
+        return (self.counts.to(x) * per_row - len(self.zero_mean)).to(x.dtype)
