@@ -213,9 +213,8 @@ class VPCosine(VariancePreserving):
         return (torch.cos(self._scale * t + self._f0) / math.cos(self._f0)) ** 2
 
     def sigma_sq(self, t: Tensor) -> Tensor:
-        # cos^2 a - cos^2 b = sin(b - a) sin(b + a): no cancellation near t = 0
-        f = self._scale * t + self._f0
-        return torch.sin(f - self._f0) * torch.sin(f + self._f0) / math.cos(self._f0) ** 2
+        # cos^2 f0 - cos^2 f = sin(f - f0) sin(f + f0), and f - f0 = scale t: no cancellation near t = 0
+        return torch.sin(self._scale * t) * torch.sin(self._scale * t + 2 * self._f0) / math.cos(self._f0) ** 2
 
     def d_log_alpha_sq(self, t: Tensor) -> Tensor:
         return -2 * self._scale * torch.tan(self._scale * t + self._f0)
@@ -243,7 +242,10 @@ class VPSigmoid(VariancePreserving):
         return (self._v_end - torch.sigmoid(self._u(t))) / (self._v_end - self._v_start)
 
     def sigma_sq(self, t: Tensor) -> Tensor:
-        return (torch.sigmoid(self._u(t)) - self._v_start) / (self._v_end - self._v_start)
+        # sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - e^(b - a)), with a - b formed exactly
+        gap = t * (self.end - self.start) / self.tau
+        diff = torch.sigmoid(self._u(t)) * (1 - self._v_start) * -torch.expm1(-gap)
+        return diff / (self._v_end - self._v_start)
 
     def d_log_alpha_sq(self, t: Tensor) -> Tensor:
         s = torch.sigmoid(self._u(t))

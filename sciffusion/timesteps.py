@@ -27,6 +27,8 @@ def _t_max(process: NoiseProcess, t_max: float | None) -> float:
 def _sigma_range(process: NoiseProcess, sigma_min: float, sigma_max: float | None) -> tuple[float, float]:
     top = float(process.scaled_sigma(torch.tensor(process.t_max, dtype=_F64)))
     sigma_max = top if sigma_max is None else min(sigma_max, top)
+    if sigma_max == float("inf"):
+        raise ValueError(f"{process!r} reaches pure noise at t_max, so a grid in noise level needs a finite sigma_max")
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max} "
                          f"(the process reaches scaled sigma {top:.4g} at t_max)")
@@ -44,7 +46,7 @@ def uniform_t(process: NoiseProcess, steps: int, *, t_max: float | None = None) 
 
 
 def uniform_log_snr(process: NoiseProcess, steps: int, *, sigma_min: float = 0.002,
-                    sigma_max: float | None = None) -> Tensor:
+                    sigma_max: float | None = 80.0) -> Tensor:
     """Equally spaced in log-SNR between scaled sigmas ``sigma_max`` and ``sigma_min``, then 0
     (the spacing DPM-Solver recommends; Lu et al. 2022)."""
     _check_steps(steps)
