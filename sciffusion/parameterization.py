@@ -174,15 +174,22 @@ class Network(Protocol):
 
 
 class ModelDenoiser(nn.Module):
-    """A network that predicts ``target``, seen as a denoiser x0_hat = D(x_t, t)."""
+    """A network that predicts ``target``, seen as a denoiser x0_hat = D(x_t, t).
 
-    def __init__(self, net: nn.Module | Callable, process: NoiseProcess, target: str | Target = "eps"):
+    ``time_input`` maps t to what the network was trained to receive: by default t itself; for a
+    network trained on DDPM's integer steps, ``DiscreteVP.timestep`` (k = N t - 1).
+    """
+
+    def __init__(self, net: nn.Module | Callable, process: NoiseProcess, target: str | Target = "eps", *,
+                 time_input: Callable[[Tensor], Tensor] | None = None):
         super().__init__()
         self.net, self.process, self.target = net, process, get_target(target)
+        self.time_input = time_input
 
     def predict(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         """The network's raw prediction of its own target."""
-        return self.net(x, t, space or DenseSpace(), cond or {})
+        t_in = t if self.time_input is None else self.time_input(t)
+        return self.net(x, t_in, space or DenseSpace(), cond or {})
 
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         space = space or DenseSpace()

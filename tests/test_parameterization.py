@@ -119,3 +119,18 @@ def test_edm_precond_on_a_vp_process_uses_the_scaled_view():
 def test_unknown_target_is_named():
     with pytest.raises(ValueError, match="choose one of"):
         get_target("epsilon")
+
+
+def test_discrete_network_receives_its_integer_timestep():
+    from sciffusion.processes import DiscreteVP
+
+    p = DiscreteVP.linear()
+    seen = {}
+
+    def net(x, k, space, cond):
+        seen["k"] = k
+        return torch.zeros_like(x)
+
+    t = torch.tensor([1, 500, 1000], dtype=F64) / 1000
+    ModelDenoiser(net, p, "eps", time_input=p.timestep)(torch.zeros(3, 2, dtype=F64), t)
+    torch.testing.assert_close(seen["k"], torch.tensor([0.0, 499.0, 999.0], dtype=F64))
