@@ -1,0 +1,73 @@
+"""From a resolved config (plain nested dicts) to the objects the loop and the samplers use.
+
+Everything is built before any work starts, so a wrong ``_target_``, an unknown domain or a bad
+option fails at once with its own message.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+
+from hydra.utils import instantiate
+from torch import nn
+
+from ..domain import Domain
+from ..losses import DiffusionLoss
+from ..parameterization import Denoiser
+from ..processes import NoiseProcess
+from ..registry import make_domain
+from ..training import SamplingOptions, TrainOptions
+
+
+@dataclass
+class Parts:
+    domain: Domain
+    process: NoiseProcess
+    model: nn.Module  # the denoiser module (ModelDenoiser or EDMPrecond) holding the network
+    loss: DiffusionLoss
+    optimizer: Callable[..., Any]
+
+
+def build_domain(cfg: dict[str, Any]) -> Domain:
+    options = dict(cfg["domain"])
+    return make_domain(options.pop("name"), **options)
+
+
+def build_network(cfg: dict[str, Any], domain: Domain) -> nn.Module:
+    network = dict(cfg.get("network") or {})
+    if "_target_" in network:
+        return instantiate(network)
+    return domain.network(**network)
+
+
+def build(cfg: dict[str, Any]) -> Parts:
+    """Domain, process, denoiser, loss and optimiser factory of a train config."""
+    domain = build_domain(cfg)
+    process = instantiate(cfg["process"])
+    model = instantiate(cfg["parameterization"])(build_network(cfg, domain), process)
+    loss = instantiate(cfg["loss"])(process)
+    return Parts(domain, process, model, loss, instantiate(cfg["optim"]))
+
+
+def options_of(cls: type, values: dict[str, Any]):
+    """A dataclass from the matching keys of ``values``."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def train_options(cfg: dict[str, Any]) -> TrainOptions:
+    return options_of(TrainOptions, cfg["train"])
+
+
+def sampling_options(cfg: dict[str, Any]) -> SamplingOptions:
+    return options_of(SamplingOptions, cfg["sampling"])
+
+
+def guided(denoiser: Denoiser, guidance: dict[str, Any] | None, process: NoiseProcess) -> Denoiser:
+    """Wrap ``denoiser`` in the configured guidance (a ``_partial_`` config), or return it unchanged."""
+    if not guidance:
+        return denoiser
+    make = instantiate(guidance)
+    takes_process = "process" in inspect.signature(make).parameters
+    return make(denoiser, process=process) if takes_process else make(denoiser)

@@ -1,0 +1,77 @@
+"""Typed schemas of the app configs (typos and wrong types fail before any work starts) and the
+search-path plugin that finds domain config folders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import MISSING
+
+from ..training import SamplingOptions, TrainOptions
+
+CONFIG_MODULE = "pkg://sciffusion.conf"
+
+
+class DomainSearchPath(SearchPathPlugin):
+    """Appends ``file://<plugin>/conf`` for every importable domain plugin (broken ones only warn)."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        from ..registry import config_dirs
+
+        for name, folder in config_dirs().items():
+            search_path.append(provider=f"sciffusion-domain-{name}", path=f"file://{folder}")
+
+
+@dataclass
+class TrainApp:
+    domain: Any = MISSING
+    network: Any = field(default_factory=dict)
+    process: Any = MISSING
+    parameterization: Any = MISSING
+    loss: Any = MISSING
+    optim: Any = MISSING
+    train: TrainOptions = field(default_factory=TrainOptions)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+@dataclass
+class SampleApp:
+    """Options of ``sciffusion-sample``; ``cond`` goes to the domain's ``condition()``."""
+
+    checkpoint: str = MISSING
+    out_dir: str = "samples"
+    num_samples: int = 64
+    sampler: str = "heun"
+    steps: int = 32
+    grid: str = "karras"
+    grid_options: dict[str, Any] = field(default_factory=dict)
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 256
+    seed: int = 0
+    cond: dict[str, Any] = field(default_factory=dict)
+    guidance: Any = None
+    use_ema: bool = True
+    device: str = "auto"
+    figure: bool = True
+
+
+@dataclass
+class EvaluateApp(SampleApp):
+    """``sciffusion-sample``'s options plus the reference split the metrics compare with."""
+
+    num_samples: int = 1024
+    reference_split: str = "test"
+    reference_limit: Optional[int] = None
+    save_samples: bool = False
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainApp)
+    store.store(name="sample_schema", node=SampleApp)
+    store.store(name="evaluate_schema", node=EvaluateApp)
+    Plugins.instance().register(DomainSearchPath)

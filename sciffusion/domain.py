@@ -1,0 +1,128 @@
+"""The Domain interface: everything that knows what the data *is*.
+
+The core (processes, losses, samplers, the training loop) sees only tensors, a ``Space`` and a
+condition dict. A domain plugin turns its field's files into such batches and back:
+
+    dataset(split)            -> torch Dataset of items (anything ``collate`` understands)
+    collate(items)            -> Batch(x, space, cond)
+    network(**options)        -> nn.Module  net(x, t [B], space, cond) -> prediction
+    condition(n, generator)   -> cond dict for n new samples (labels, properties; {} if none)
+    template(n, generator, cond) -> (x_like, space): the shape of n new samples
+    decode(x, space)          -> list of native objects (arrays, images, molecules, datasets)
+    save(objects, out_dir)    -> list of written files (NPY, PNG, WAV, SDF, NetCDF...)
+    figure(objects, path)     -> the written figure
+    metrics(samples, reference) -> dict of floats
+
+A plugin subclasses ``Domain``, registers the class under the entry-point group
+``sciffusion.domains`` (see ``registry``) and ships a Hydra config folder ``conf/`` next to its
+module, holding at least ``domain/<name>.yaml``. Heavy libraries (RDKit, librosa, xarray) are
+imported inside methods, never at module level, so listing domains stays cheap.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from .parameterization import Cond
+from .space import DenseSpace, GraphSpace, Space
+
+
+@dataclass
+class Batch:
+    """One training batch: ``x`` (dense ``[B, ...]`` or graph rows ``[N, F]``), its ``space`` and
+    the conditions ``cond`` (each ``[B, ...]``)."""
+
+    x: Tensor
+    space: Space
+    cond: Cond = field(default_factory=dict)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Batch":
+        """The batch on ``device``; ``dtype`` converts floating tensors only."""
+        move = lambda v: v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)
+        return Batch(move(self.x), space_to(self.space, device), {k: move(v) for k, v in self.cond.items()})
+
+    def __len__(self) -> int:
+        return self.space.batch_size(self.x)
+
+
+def space_to(space: Space, device: torch.device | str) -> Space:
+    """The same space with its index tensors (mask, batch) on ``device``."""
+    if isinstance(space, DenseSpace):
+        return space if space.mask is None else DenseSpace(space.mask.to(device))
+    if isinstance(space, GraphSpace):
+        return GraphSpace(space.batch.to(device), space.num_samples, space.zero_mean)
+    return space.to(device) if hasattr(space, "to") else space
+
+
+class Domain:
+    """Base class of domain plugins. ``name`` is the name under which the plugin registers and the
+    option that selects it (``domain=<name>``). Options from ``domain/<name>.yaml`` arrive as
+    keyword arguments of ``__init__``."""
+
+    name: ClassVar[str] = ""
+    #: The ``pip`` extra that installs this domain's libraries (named in import-failure warnings).
+    extra: ClassVar[str | None] = None
+
+    @classmethod
+    def config_dir(cls) -> Path | None:
+        """The plugin's Hydra config folder: ``conf/`` beside the module that defines the class."""
+        folder = Path(inspect.getfile(cls)).parent / "conf"
+        return folder if folder.is_dir() else None
+
+    def dataset(self, split: str) -> Dataset:
+        """The items of ``split`` ("train", "val" or "test")."""
+        raise NotImplementedError(f"domain {self.name!r} does not provide a dataset")
+
+    def collate(self, items: Sequence[Any]) -> Batch:
+        """Batch a list of dataset items."""
+        raise NotImplementedError(f"domain {self.name!r} does not provide collate()")
+
+    def network(self, **options: Any) -> nn.Module:
+        """The default network, ``net(x, t [B], space, cond) -> prediction shaped like x``."""
+        raise NotImplementedError(f"domain {self.name!r} has no default network; set network._target_")
+
+    def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
+                  **request: Any) -> Cond:
+        """Conditions for ``num_samples`` new samples; ``request`` comes from the command line
+        (``cond.label=3``). Unconditional domains return ``{}``."""
+        if request:
+            raise ValueError(f"domain {self.name!r} is unconditional; remove the conditions {sorted(request)}")
+        return {}
+
+    def template(self, num_samples: int, *, generator: torch.Generator | None = None,
+                 cond: Cond | None = None) -> tuple[Tensor, Space]:
+        """A tensor shaped like ``num_samples`` new samples (its values are ignored) and their space:
+        the image size, atom counts drawn from the data's histogram, the grid."""
+        raise NotImplementedError(f"domain {self.name!r} does not provide template()")
+
+    def decode(self, x: Tensor, space: Space) -> list[Any]:
+        """Turn a batch of samples into the field's native objects, one per sample."""
+        raise NotImplementedError(f"domain {self.name!r} does not provide decode()")
+
+    def save(self, objects: Sequence[Any], out_dir: Path) -> list[Path]:
+        """Write decoded samples in the field's file formats; returns the written files."""
+        raise NotImplementedError(f"domain {self.name!r} does not provide save()")
+
+    def figure(self, objects: Sequence[Any], path: Path) -> Path:
+        """Draw decoded samples into one figure file at ``path``."""
+        raise NotImplementedError(f"domain {self.name!r} does not provide figure()")
+
+    def reference(self, split: str = "test", limit: int | None = None) -> list[Any]:
+        """Decoded data of ``split`` (at most ``limit`` items), what ``metrics`` compares samples with."""
+        data = self.dataset(split)
+        n = len(data) if limit is None else min(limit, len(data))
+        batch = self.collate([data[i] for i in range(n)])
+        return self.decode(batch.x, batch.space)
+
+    def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
+        """The field's own measures of how well ``samples`` match ``reference``."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,12 @@
+"""Training: the loop, checkpoints, EMA, data order, learning-rate schedules, logs and sampling runs."""
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import Layout, StepSampler
+from .ema import EMA
+from .generate import SamplingOptions, decode_all, generate
+from .loop import NonFiniteLossError, Trainer, TrainOptions
+from .schedule import make_schedule
+
+__all__ = [
+    "CheckpointError", "EMA", "Layout", "NonFiniteLossError", "SamplingOptions", "StepSampler", "TrainOptions",
+    "Trainer", "decode_all", "generate", "load_checkpoint", "make_schedule", "save_checkpoint",
+]

@@ -1,0 +1,95 @@
+"""Checkpoints that lose nothing: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a dict of tensors and plain Python values only (no pickled objects), so loading it
+never runs code from the file:
+
+    format, version        "sciffusion-checkpoint", 1
+    step                   optimiser steps taken
+    model, ema             state dicts of the denoiser and of its moving average
+    optimizer, schedule, scaler   their state dicts
+    rng                    torch (CPU and every CUDA device), numpy and python states
+    generators             named torch.Generator states
+    data                   the data-order position {epoch, batch}
+    config                 the resolved run configuration (nested dicts)
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT, VERSION = "sciffusion-checkpoint", 1
+
+
+class CheckpointError(RuntimeError):
+    """A file that is not a readable sciffusion checkpoint."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, flushed to disk,
+    then renamed over the target, so a crash leaves either the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; raises ``CheckpointError`` naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; pass the path of a .ckpt file, e.g. RUN_DIR/checkpoints/last.ckpt")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path} holds objects that cannot be loaded safely (weights_only=True): {err}; "
+                              "it was not written by sciffusion") from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {err}); "
+                              "use an earlier periodic checkpoint from the same folder") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not a sciffusion checkpoint (found {keys}); "
+                              "point checkpoint= at a file written by sciffusion-train")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this sciffusion reads {VERSION}")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """The global random states of torch (CPU, CUDA), numpy and python, as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` captured."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))

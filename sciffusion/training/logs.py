@@ -1,0 +1,73 @@
+"""Where training reports go: a JSON-lines file, TensorBoard (when installed) and a tqdm bar.
+
+Only rank 0 logs; other ranks get a logger that does nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+class RunLogger:
+    """Appends one JSON object per line to ``metrics.jsonl``; mirrors scalars to TensorBoard."""
+
+    def __init__(self, run_dir: str | Path, *, total_steps: int, start_step: int = 0, enabled: bool = True,
+                 tensorboard: bool = True, progress: bool = True):
+        self.enabled = enabled
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a", buffering=1)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+            except ImportError:
+                warnings.warn("TensorBoard is not installed, logging to metrics.jsonl only; "
+                              "pip install 'sciffusion[tensorboard]'", stacklevel=2)
+        if progress:
+            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", dynamic_ncols=True)
+        self._last_time, self._last_step = time.perf_counter(), start_step
+
+    def throughput(self, step: int, batch_size: int) -> dict[str, float]:
+        """Steps and samples per second since the previous call."""
+        now = time.perf_counter()
+        steps_per_s = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_step = now, step
+        return {"steps_per_s": steps_per_s, "samples_per_s": steps_per_s * batch_size}
+
+    def log(self, step: int, values: dict[str, Any], *, kind: str = "train") -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, "kind": kind, "time": time.time(), **values}
+        self.file.write(json.dumps(record, default=float) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(f"{kind}/{key}", value, step)
+        if self.bar is not None and kind == "train":
+            self.bar.set_postfix(loss=f"{values.get('loss', float('nan')):.4g}",
+                                 it_s=f"{values.get('steps_per_s', 0):.1f}", refresh=False)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,283 @@
+"""The training loop: one optimiser step per global batch, on any device, with or without DDP.
+
+Reproducibility is by construction. The data order is a function of (seed, step) (see ``data``),
+and the noise of micro-batch k at step s comes from generators seeded by (seed, s, k), so the
+result depends neither on the number of ranks and accumulation steps that share a global batch (for
+a fixed micro-batch size) nor on where a run was interrupted: a checkpoint holds every other state.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ..domain import Domain
+from ..losses import DiffusionLoss
+from ..processes import NoiseProcess
+from . import distributed
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .data import Layout, StepSampler
+from .ema import EMA
+from .generate import SamplingOptions, decode_all, generate
+from .logs import RunLogger
+from .schedule import make_schedule
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient became NaN or infinite."""
+
+
+@dataclass
+class TrainOptions:
+    """The loop's options (``train:`` in the configs). ``batch_size`` is the global batch: it is split
+    over ``world_size`` ranks and ``accumulate`` accumulation steps."""
+
+    steps: int = 1000
+    batch_size: int = 256
+    accumulate: int = 1
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    precision: str = "fp32"
+    device: str = "auto"
+    compile: bool = False
+    seed: int = 0
+    lr_schedule: str = "constant"
+    warmup: int = 0
+    final_lr: float = 0.0
+    log_every: int = 50
+    save_every: int = 500
+    keep_every: int = 0
+    sample_every: int = 0
+    sample_count: int = 256
+    num_workers: int = 0
+    progress: bool = True
+    tensorboard: bool = True
+    resume: str | None = "auto"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {sorted(PRECISIONS)}")
+        for name in ("steps", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+
+
+def micro_seed(seed: int, step: int, k: int) -> int:
+    """The seed of micro-batch k of step ``step``: distinct for every (seed, step, k)."""
+    return ((seed * 1_000_003 + step) * 4099 + k) % (2**62)
+
+
+class _LossModule(nn.Module):
+    """The model and its loss as one module, so that DDP's forward hooks see the whole computation."""
+
+    def __init__(self, model: nn.Module, loss: DiffusionLoss):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, x: Tensor, space, cond: dict, t: Tensor, generator: torch.Generator) -> Tensor:
+        return self.loss(self.model, x, space=space, cond=cond, t=t, generator=generator).mean()
+
+
+class Trainer:
+    """Trains ``model`` (a denoiser module with ``.predict`` and ``.target``) on ``domain``'s train split.
+
+    ``optimizer`` builds the optimiser from the parameters. ``run_dir`` receives ``checkpoints/``,
+    ``metrics.jsonl``, ``tensorboard/`` and ``samples/``; ``config`` (plain nested dicts) is stored in
+    every checkpoint. ``sampling`` enables periodic sampling with the EMA weights.
+    """
+
+    def __init__(self, *, domain: Domain, model: nn.Module, process: NoiseProcess, loss: DiffusionLoss,
+                 optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer], run_dir: str | Path,
+                 options: TrainOptions | None = None, sampling: SamplingOptions | None = None,
+                 config: dict[str, Any] | None = None):
+        self.opts = options or TrainOptions()
+        self.domain, self.process, self.loss_fn, self.sampling = domain, process, loss, sampling
+        self.run_dir = Path(run_dir)
+        self.config = config or {}
+        self.device = distributed.pick_device(self.opts.device)
+        self.rank, self.world_size = distributed.setup(self.device)
+        self.layout = Layout(self.opts.batch_size, self.world_size, self.rank, self.opts.accumulate)
+        torch.manual_seed(self.opts.seed)
+        self.model = model.to(self.device)
+        self.ema = EMA(self.model, decay=self.opts.ema_decay)
+        if self.opts.compile:
+            self.model.net.compile()
+        self.module: nn.Module = _LossModule(self.model, loss)
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.module = DistributedDataParallel(self.module, device_ids=ids)
+        self.optimizer = optimizer(self.model.parameters())
+        o = self.opts
+        self.schedule = make_schedule(self.optimizer, kind=o.lr_schedule, warmup=o.warmup, total=o.steps,
+                                      final=o.final_lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=o.precision == "fp16")
+        self.dataset = domain.dataset("train")
+        self.step = 0
+        self._reference: list | None = None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def last_path(self) -> Path:
+        return self.checkpoint_dir / "last.ckpt"
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "generators": {},
+            "data": self._sampler(self.step).position(self.step),
+            "config": self.config,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+
+    def save(self, path: Path | None = None) -> Path | None:
+        """Write a checkpoint (rank 0 only) to ``path`` or ``last.ckpt``."""
+        if self.rank != 0:
+            return None
+        return save_checkpoint(self.state_dict(), path or self.last_path)
+
+    def _resume_path(self) -> Path | None:
+        resume = self.opts.resume
+        if resume in (None, "", "never"):
+            return None
+        if resume == "auto":
+            return self.last_path if self.last_path.is_file() else None
+        return Path(resume)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _sampler(self, start: int) -> StepSampler:
+        return StepSampler(len(self.dataset), self.layout, seed=self.opts.seed, start=start)
+
+    def _loader(self) -> DataLoader:
+        # A private generator: creating the iterator must not consume the global RNG (resume would differ).
+        return DataLoader(self.dataset, batch_sampler=self._sampler(self.step), collate_fn=self.domain.collate,
+                          num_workers=self.opts.num_workers, pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.opts.seed))
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.opts.precision]
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def _micro_step(self, batch, j: int) -> Tensor:
+        seed = micro_seed(self.opts.seed, self.step, self.layout.micro_index(j))
+        g_cpu = torch.Generator().manual_seed(seed)
+        g_dev = g_cpu if self.device.type == "cpu" else torch.Generator(self.device).manual_seed(seed)
+        batch = batch.to(self.device)
+        t = self.loss_fn.sample_time(len(batch), g_cpu).to(self.device)
+        last = j == self.opts.accumulate - 1
+        sync = contextlib.nullcontext() if last or self.world_size == 1 else self.module.no_sync()
+        with sync:
+            with self._autocast():
+                loss = self.module(batch.x, batch.space, batch.cond, t, g_dev)
+            self.scaler.scale(loss / self.opts.accumulate).backward()
+        return loss.detach()
+
+    def _guard(self, loss: Tensor, grad_norm: Tensor) -> None:
+        bad_loss = not math.isfinite(float(loss))
+        # Under fp16 an infinite gradient is the scaler's business: it skips the step and lowers the scale.
+        bad_grad = not self.scaler.is_enabled() and not math.isfinite(float(grad_norm))
+        if not (bad_loss or bad_grad):
+            return
+        what = f"loss {float(loss)}" if bad_loss else f"gradient norm {float(grad_norm)}"
+        kept = (f"the last good checkpoint is {self.last_path}" if self.last_path.is_file()
+                else "no checkpoint had been written yet")
+        raise NonFiniteLossError(
+            f"training stopped at step {self.step}: the {what} is not finite; {kept} (left untouched). "
+            "Lower the learning rate (optim.lr), enable gradient clipping (train.grad_clip=1.0) or "
+            "switch train.precision from fp16 to bf16, then resume.")
+
+    def train_step(self, batches) -> dict[str, float]:
+        """One optimiser step over ``accumulate`` micro-batches drawn from the iterator ``batches``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = [self._micro_step(next(batches), j) for j in range(self.opts.accumulate)]
+        loss = torch.stack(losses).mean()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.opts.grad_clip if self.opts.grad_clip else math.inf
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self._guard(loss, grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.step()
+        self.ema.update(self.model)
+        self.step += 1
+        return {"loss": loss, "grad_norm": grad_norm}
+
+    def _mean_over_ranks(self, value: Tensor) -> float:
+        if self.world_size > 1:
+            value = value.clone()
+            torch.distributed.all_reduce(value)
+            value /= self.world_size
+        return float(value)
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``steps``, resuming from a checkpoint if one is configured. Returns the last log record."""
+        path = self._resume_path()
+        if path is not None:
+            self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        o = self.opts
+        log = RunLogger(self.run_dir, total_steps=o.steps, start_step=self.step, enabled=self.rank == 0,
+                        tensorboard=o.tensorboard, progress=o.progress)
+        record: dict[str, Any] = {}
+        batches = iter(self._loader())
+        self.model.train()
+        try:
+            while self.step < o.steps:
+                out = self.train_step(batches)
+                log.advance()
+                if self.step % o.log_every == 0 or self.step == o.steps:
+                    record = {"loss": self._mean_over_ranks(out["loss"]), "grad_norm": float(out["grad_norm"]),
+                              "lr": self.schedule.get_last_lr()[0], **log.throughput(self.step, o.batch_size)}
+                    log.log(self.step, record)
+                if o.keep_every and self.step % o.keep_every == 0:
+                    self.save(self.checkpoint_dir / f"step_{self.step:08d}.ckpt")
+                if self.step % o.save_every == 0 or self.step == o.steps:
+                    self.save()
+                if self.sampling is not None and o.sample_every and self.step % o.sample_every == 0:
+                    log.log(self.step, self.sample_and_score(), kind="sample")
+        except NonFiniteLossError as err:
+            log.log(self.step, {"error": str(err)}, kind="error")
+            raise
+        finally:
+            log.close()
+        return record
+
+    # -- periodic sampling -------------------------------------------------------------------
+    def sample_and_score(self) -> dict[str, float]:
+        """Sample with the EMA weights into ``samples/step_XXXXXXXX/`` and score against the val split."""
+        batches = generate(self.domain, self.ema.module, self.process, self.opts.sample_count,
+                           options=self.sampling, device=self.device)
+        if self.rank != 0:
+            return {}
+        objects = decode_all(self.domain, batches)
+        out_dir = self.run_dir / "samples" / f"step_{self.step:08d}"
+        self.domain.save(objects, out_dir)
+        self.domain.figure(objects, out_dir / "figure.png")
+        if self._reference is None:
+            self._reference = self.domain.reference("val", limit=self.opts.sample_count)
+        return self.domain.metrics(objects, self._reference)
