@@ -1,0 +1,202 @@
+"""Guidance: wrappers that turn a denoiser into the denoiser of a guided or conditioned model.
+
+Each wrapper is itself a denoiser ``D(x, t, space, cond) -> x0_hat``, so every sampler runs it
+unchanged. Guidance that adds a term g to the score,
+
+    grad log p_t(x | y) = grad log p_t(x) + g,     score = (alpha x0_hat - x) / sigma^2,
+
+is the same as moving the denoised estimate by
+
+    x0_hat <- x0_hat + sigma^2 / alpha * g.
+
+Wrappers that need a gradient take it on a detached copy of ``x`` inside ``torch.enable_grad()`` and
+return detached results: they never leak an autograd graph into the sampler, and nothing
+differentiates through them, so put them outermost when wrappers are stacked.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .losses import DROP
+from .parameterization import Cond, Denoiser
+from .processes import NoiseProcess
+from .space import DenseSpace, Space
+
+LogLikelihood = Callable[[Tensor, Tensor, Space, Cond], Tensor]
+
+
+def _score_to_x0(process: NoiseProcess, t: Tensor, x: Tensor, space: Space) -> Tensor:
+    """sigma^2 / alpha broadcast onto x: how far x0_hat moves per unit of added score."""
+    alpha, sigma = process.alpha(t), process.sigma(t)
+    return space.per_sample((sigma**2 / alpha).to(x.dtype), x)
+
+
+class ClassifierFreeGuidance:
+    """x0_hat = x0_uncond + scale * (x0_cond - x0_uncond) (Ho & Salimans 2022).
+
+    ``scale = 1`` is the purely conditional model, ``scale = 0`` the unconditional one, ``scale > 1``
+    extrapolates away from the unconditional prediction. The unconditional call receives ``cond`` with
+    ``cond["drop"]`` all True (see ``losses.DROP``), the condition dropout the network was trained with.
+
+    ``interval = (sigma_lo, sigma_hi)`` in scaled sigma (sigma / alpha) guides only at noise levels
+    inside that interval and uses the plain conditional prediction elsewhere (Kynkäänniemi et al. 2024,
+    "Applying guidance in a limited interval"); it needs ``process`` to compute the scaled sigma.
+    Samples outside the interval cost one denoiser call, not two.
+    """
+
+    def __init__(self, denoiser: Denoiser, scale: float, *, interval: tuple[float, float] | None = None,
+                 process: NoiseProcess | None = None):
+        if interval is not None:
+            if process is None:
+                raise ValueError("a guidance interval is given in scaled sigma (sigma / alpha); "
+                                 "pass process=... so that it can be computed from t")
+            if not 0 <= interval[0] < interval[1]:
+                raise ValueError(f"need interval = (sigma_lo, sigma_hi) with 0 <= sigma_lo < sigma_hi, got {interval}")
+        self.denoiser, self.scale, self.interval, self.process = denoiser, scale, interval, process
+
+    def guided(self, t: Tensor) -> Tensor:
+        """Which samples are guided at times ``t`` [B] (bool [B])."""
+        if self.interval is None:
+            return torch.ones(t.shape, dtype=torch.bool, device=t.device)
+        s = self.process.scaled_sigma(t)
+        return (s >= self.interval[0]) & (s <= self.interval[1])
+
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        space, cond = space or DenseSpace(), cond or {}
+        x0_cond = self.denoiser(x, t, space, cond)
+        guided = self.guided(t)
+        if self.scale == 1 or not guided.any():
+            return x0_cond
+        drop_all = torch.ones(space.batch_size(x), dtype=torch.bool, device=x.device)
+        x0_uncond = self.denoiser(x, t, space, {**cond, DROP: drop_all})
+        scale = torch.where(guided, torch.as_tensor(self.scale, dtype=x.dtype), torch.ones((), dtype=x.dtype))
+        return x0_uncond + space.per_sample(scale.to(x.device), x) * (x0_cond - x0_uncond)
+
+
+class ClassifierGuidance:
+    """Adds ``scale * grad_x log p(y | x_t)`` to the score (Dhariwal & Nichol 2021; Song et al. 2021):
+
+        x0_hat <- x0_hat + scale * sigma^2 / alpha * grad_x log p(y | x_t).
+
+    ``log_likelihood(x_t, t, space, cond) -> [B]`` must be differentiable in ``x_t``; a noise-aware
+    classifier is one, the exact Gaussian likelihood of a linear observation another. With the true
+    log p_t(y | x_t) and ``scale = 1`` the result is the exact denoiser of the posterior p(x0 | y).
+    """
+
+    def __init__(self, denoiser: Denoiser, log_likelihood: LogLikelihood, process: NoiseProcess, *,
+                 scale: float = 1.0):
+        self.denoiser, self.log_likelihood, self.process, self.scale = denoiser, log_likelihood, process, scale
+
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        space, cond = space or DenseSpace(), cond or {}
+        x0_hat = self.denoiser(x.detach(), t, space, cond).detach()
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            log_p = self.log_likelihood(x_in, t, space, cond)
+            if log_p.shape != (space.batch_size(x),):
+                raise ValueError(f"log_likelihood must return one value per sample, shape ({space.batch_size(x)},); "
+                                 f"got {tuple(log_p.shape)}")
+            (grad,) = torch.autograd.grad(log_p.sum(), x_in)
+        return x0_hat + self.scale * _score_to_x0(self.process, t, x, space) * grad
+
+
+class ReconstructionGuidance:
+    """Posterior sampling for an observation y = A(x0) + N(0, noise_std^2 I) through the denoiser.
+
+    The guided score adds the gradient of the approximate likelihood
+
+        log p_t(y | x_t) ~ log N(y; A(D(x_t)), (r_t^2 + noise_std^2) I),
+        r_t^2 = data_var s^2 / (data_var + s^2),   s = sigma / alpha,
+
+    taken through the denoiser by a vector-Jacobian product (reconstruction guidance, Ho et al. 2022;
+    r_t^2 is the Pi-GDM variance of Song et al. 2023, "Pseudoinverse-guided diffusion models"). It is
+    exact when the data are N(0, data_var I) and A selects coordinates; elsewhere it is the usual
+    Gaussian approximation of p(x0 | x_t). Inpainting (A keeps the known entries), super-resolution
+    (A downsamples) and data assimilation (A interpolates to stations) are all this with another A.
+
+    ``observe`` is A, any differentiable callable on an x0 estimate shaped like the batch; ``y`` its
+    observed values (broadcastable to A's output). A must not mix samples.
+    """
+
+    def __init__(self, denoiser: Denoiser, observe: Callable[[Tensor], Tensor], y: Tensor, process: NoiseProcess,
+                 noise_std: float, *, scale: float = 1.0, data_var: float = 1.0):
+        if noise_std < 0 or data_var <= 0:
+            raise ValueError(f"need noise_std >= 0 and data_var > 0, got noise_std={noise_std}, data_var={data_var}")
+        self.denoiser, self.observe, self.y, self.process = denoiser, observe, y, process
+        self.noise_std, self.scale, self.data_var = noise_std, scale, data_var
+
+    def precision(self, residual: Tensor, x: Tensor, t: Tensor, space: Space) -> Tensor:
+        """w [B] with grad log p(y | x_t) = -w grad_x ||y - A(D(x_t))||^2 / 2: here 1 / (r_t^2 + noise_std^2)."""
+        s_sq = self.process.scaled_sigma(t).to(x.dtype) ** 2
+        r_sq = self.data_var * s_sq / (self.data_var + s_sq)  # Song et al. 2023 (Pi-GDM), r_t^2
+        return 1 / (r_sq + self.noise_std**2)
+
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        space, cond = space or DenseSpace(), cond or {}
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            x0_hat = self.denoiser(x_in, t, space, cond)
+            residual = self.y - self.observe(x0_hat)
+            (grad_half_sq,) = torch.autograd.grad(0.5 * (residual**2).sum(), x_in)
+        weight = self.precision(residual.detach(), x, t, space).to(x.device)
+        score_term = -space.per_sample(weight, x) * grad_half_sq
+        return x0_hat.detach() + self.scale * _score_to_x0(self.process, t, x, space) * score_term
+
+
+class DiffusionPosteriorSampling(ReconstructionGuidance):
+    """DPS (Chung et al. 2023): the likelihood gradient with the step size zeta / ||y - A(x0_hat)||,
+
+        g = -zeta / ||y - A(D(x_t))|| * grad_x ||y - A(D(x_t))||^2 / 2 = -zeta grad_x ||y - A(D(x_t))||,
+
+    with the norm per sample. The paper subtracts 2 g from x after each ancestral step; here g is added
+    to the score, so the move in x also scales with the sampler's step and zeta is tuned per sampler.
+    A's output must lead with the sample axis (dense data) or with x's rows (graph data).
+    """
+
+    def __init__(self, denoiser: Denoiser, observe: Callable[[Tensor], Tensor], y: Tensor, process: NoiseProcess, *,
+                 zeta: float = 1.0):
+        super().__init__(denoiser, observe, y, process, noise_std=0.0)
+        self.zeta = zeta
+
+    def precision(self, residual: Tensor, x: Tensor, t: Tensor, space: Space) -> Tensor:
+        norm = _per_sample_sum(residual**2, x, space).sqrt()
+        return self.zeta / norm.clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def _per_sample_sum(values: Tensor, x: Tensor, space: Space) -> Tensor:
+    """Per-sample sum [B] of a tensor laid out like x along its first axis (samples, or graph rows)."""
+    if values.shape == x.shape:
+        return space.sum(values)
+    if values.dim() == 0 or values.shape[0] != x.shape[0]:
+        raise ValueError(f"an observation of shape {tuple(values.shape)} does not lead with the first axis of x "
+                         f"{tuple(x.shape)}; A must keep samples (dense data) or rows (graph data) first")
+    rows = values.reshape(values.shape[0], -1).sum(1)
+    # one row per sample means rows are samples; otherwise the space knows which row is whose
+    return rows if space.batch_size(x) == x.shape[0] else space.sum(rows)
+
+
+class Inpainting:
+    """Replaces the known entries of the x0 estimate: x0_hat <- mask * known + (1 - mask) * x0_hat.
+
+    ``mask`` (bool, True = known) and ``known`` broadcast onto the batch. The sampler's next state then
+    carries the known values exactly at t = 0, but the unknown entries only see them through the noisy
+    state x_t, never through a likelihood: the result is not the posterior p(x_unknown | known) and can
+    be incoherent at the boundary when known and unknown entries are strongly correlated (the "replacement
+    method" discussed by Ho et al. 2022 and Lugmayr et al. 2022). Use ``ReconstructionGuidance`` with
+    A = selection for posterior sampling. For zero-mean (centred) columns of a ``GraphSpace`` replacement
+    breaks the constraint; guide those instead.
+    """
+
+    def __init__(self, denoiser: Denoiser, known: Tensor, mask: Tensor):
+        self.denoiser, self.known, self.mask = denoiser, known, mask.to(torch.bool)
+
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        x0_hat = self.denoiser(x, t, space or DenseSpace(), cond or {})
+        return torch.where(self.mask.to(x0_hat.device), self.known.to(x0_hat), x0_hat)
+
+
+__all__ = ["ClassifierFreeGuidance", "ClassifierGuidance", "DiffusionPosteriorSampling", "Inpainting",
+           "ReconstructionGuidance"]
