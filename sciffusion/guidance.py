@@ -72,8 +72,8 @@ class ClassifierFreeGuidance:
             return x0_cond
         drop_all = torch.ones(space.batch_size(x), dtype=torch.bool, device=x.device)
         x0_uncond = self.denoiser(x, t, space, {**cond, DROP: drop_all})
-        scale = torch.where(guided, torch.as_tensor(self.scale, dtype=x.dtype), torch.ones((), dtype=x.dtype))
-        return x0_uncond + space.per_sample(scale.to(x.device), x) * (x0_cond - x0_uncond)
+        scale = torch.where(guided, float(self.scale), 1.0).to(x)
+        return x0_uncond + space.per_sample(scale, x) * (x0_cond - x0_uncond)
 
 
 class ClassifierGuidance:
@@ -114,7 +114,9 @@ class ReconstructionGuidance:
     taken through the denoiser by a vector-Jacobian product (reconstruction guidance, Ho et al. 2022;
     r_t^2 is the Pi-GDM variance of Song et al. 2023, "Pseudoinverse-guided diffusion models"). It is
     exact when the data are N(0, data_var I) and A selects coordinates; elsewhere it is the usual
-    Gaussian approximation of p(x0 | x_t). Inpainting (A keeps the known entries), super-resolution
+    Gaussian approximation of p(x0 | x_t), which can mis-weight the modes of multimodal data (on
+    ``testing.gaussian_mixture_2d`` with its second coordinate observed as 1 +- 0.5, the exact posterior
+    puts 0.03% of its mass on the mode at height 3.46, guided DDIM with 200 steps 27%). Inpainting (A keeps the known entries), super-resolution
     (A downsamples) and data assimilation (A interpolates to stations) are all this with another A.
 
     ``observe`` is A, any differentiable callable on an x0 estimate shaped like the batch; ``y`` its
@@ -151,8 +153,8 @@ class DiffusionPosteriorSampling(ReconstructionGuidance):
 
         g = -zeta / ||y - A(D(x_t))|| * grad_x ||y - A(D(x_t))||^2 / 2 = -zeta grad_x ||y - A(D(x_t))||,
 
-    with the norm per sample. The paper subtracts 2 g from x after each ancestral step; here g is added
-    to the score, so the move in x also scales with the sampler's step and zeta is tuned per sampler.
+    with the norm per sample. The paper moves x by -zeta_i grad ||r||^2 = 2 g after each ancestral step;
+    here g is added to the score, so the move in x also scales with the sampler's step: tune zeta per sampler.
     A's output must lead with the sample axis (dense data) or with x's rows (graph data).
     """
 

@@ -227,3 +227,56 @@ def test_guided_sampling_reaches_the_exact_posterior():
         assert_matches_target(samples, target, mean_tol=0.05, cov_tol=0.08)
         prior_samples, _ = prior.sample(n, torch.Generator().manual_seed(40))
         assert moment_errors(prior_samples, target)[0] > 0.5, name
+
+
+def test_guidance_on_graph_rows_with_interval_and_dps():
+    """CFG, DPS and inpainting on three graphs of sizes 1, 3, 2 with one time per graph: guidance is
+    switched per graph, and DPS's residual norm is taken per graph, not over the batch."""
+    process = VPLinear()
+    space = GraphSpace(torch.tensor([0, 1, 1, 2, 1, 2]), 3)
+    t = torch.tensor([0.05, 0.5, 0.9], dtype=F64)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(13), dtype=F64)
+    d_cond = _entrywise_gaussian_denoiser(1.0, 0.5, process)
+    d_uncond = _entrywise_gaussian_denoiser(-1.0, 2.0, process)
+
+    def denoiser(x, t, space, cond):
+        drop = space.per_sample(cond.get(DROP, torch.zeros(3, dtype=torch.bool)), x)
+        return torch.where(drop, d_uncond(x, t, space, cond), d_cond(x, t, space, cond))
+
+    s = process.scaled_sigma(t)
+    lo, hi = float(s[1]) * 0.9, float(s[1]) * 1.1  # only graph 1 is inside
+    out = ClassifierFreeGuidance(denoiser, 2.0, interval=(lo, hi), process=process)(x, t, space, {})
+    x0_cond, x0_uncond = d_cond(x, t, space, {}), d_uncond(x, t, space, {})
+    rows_inside = space.batch == 1
+    expected = torch.where(rows_inside[:, None], x0_uncond + 2.0 * (x0_cond - x0_uncond), x0_cond)
+    torch.testing.assert_close(out, expected)
+
+    observed_rows = torch.tensor([True, False, True, False, True, True])[:, None].to(F64)
+    observe = lambda x0: x0 * observed_rows
+    y = observed_rows * torch.tensor([0.5, -1.0], dtype=F64)
+    x_in = x.clone().requires_grad_(True)
+    sq = ((y - observe(d_cond(x_in, t, space, {}))) ** 2).sum(1)
+    norms = torch.stack([sq[space.batch == b].sum().sqrt() for b in range(3)])
+    (grad,) = torch.autograd.grad(norms.sum(), x_in)
+    to_x0 = space.per_sample(process.sigma(t) ** 2 / process.alpha(t), x)
+    dps = DiffusionPosteriorSampling(d_cond, observe, y, process, zeta=0.3)
+    torch.testing.assert_close(dps(x, t, space, {}), x0_cond - 0.3 * to_x0 * grad)
+
+    known = torch.zeros(6, 2, dtype=F64)
+    inpainted = Inpainting(d_cond, known, observed_rows.bool().expand(6, 2))(x, t, space, {})
+    torch.testing.assert_close(inpainted, torch.where(observed_rows.bool(), known, x0_cond))
+
+
+def test_bad_inputs_raise():
+    process = VPLinear()
+    prior = random_gaussian(2, seed=14)
+    x, t = noisy_states(prior, process, 3, seed=15)
+    scalar_likelihood = ClassifierGuidance(prior.denoiser(process), lambda x, t, space, cond: x.sum(), process)
+    with pytest.raises(ValueError, match="one value per sample"):
+        scalar_likelihood(x, t)
+    flattened = DiffusionPosteriorSampling(prior.denoiser(process), lambda x0: x0.flatten(), torch.zeros(6, dtype=F64),
+                                           process)
+    with pytest.raises(ValueError, match="first axis"):
+        flattened(x, t)
+    with pytest.raises(ValueError, match="noise_std"):
+        ReconstructionGuidance(prior.denoiser(process), lambda x0: x0, x, process, noise_std=-1.0)
