@@ -16,7 +16,6 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py
-	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install "$(TORCH_PIN)"
 	$(BIN)/pip install -e ".[$(EXTRAS)]"
 	touch $@
