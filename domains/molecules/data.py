@@ -26,8 +26,10 @@ from torch_geometric.data import Batch, Data
 
 from sciffusion.space import GraphSpace
 
+from .bonds import ELEMENTS
+
 QM9_ATOMS = ("H", "C", "N", "O", "F")
-ATOMIC_NUMBERS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
+ATOMIC_NUMBERS = {symbol: ELEMENTS[symbol] for symbol in QM9_ATOMS}
 HARTREE_TO_EV = 27.211386246
 # name: (qm9pack column, factor to the stored unit, stored unit). Energies in eV as PyG and Cormorant store them.
 QM9_TARGETS = {
@@ -81,6 +83,7 @@ class MoleculeSet(Dataset):
         return len(self.counts)
 
     def __getitem__(self, i: int) -> Data:
+        i = range(len(self))[i]  # negative indices and bounds, as for a list
         a, b = int(self.ptr[i]), int(self.ptr[i + 1])
         data = Data(pos=self.pos[a:b], z=self.z[a:b], charge=self.charge[a:b], y=self.y[i:i + 1])
         if self.smiles is not None:
@@ -233,6 +236,13 @@ def load_qm9(split: str | None = None, *, remove_h: bool = False, limit: int | N
     return molecules.without_hydrogens() if remove_h else molecules
 
 
+def _atomic_numbers(atom_types: Sequence[str]) -> Tensor:
+    unknown = [s for s in atom_types if s not in ELEMENTS]
+    if unknown:
+        raise ValueError(f"atom_types {unknown} are not among the supported elements {list(ELEMENTS)}")
+    return torch.tensor([ELEMENTS[s] for s in atom_types])
+
+
 def to_state(molecules: MoleculeSet | Batch | Sequence[Data], *, atom_types: Sequence[str] = QM9_ATOMS,
              include_charges: bool = True, one_hot_scale: float = 0.25,
              charge_scale: float = 0.1) -> tuple[Tensor, GraphSpace]:
@@ -241,7 +251,7 @@ def to_state(molecules: MoleculeSet | Batch | Sequence[Data], *, atom_types: Seq
     Columns: centred positions, ``one_hot_scale`` * one-hot over the K ``atom_types``, then (with
     ``include_charges``) ``charge_scale`` * atomic number."""
     packed = MoleculeSet.from_molecules(molecules)
-    numbers = torch.tensor([ATOMIC_NUMBERS[s] for s in atom_types])
+    numbers = _atomic_numbers(atom_types)
     lookup = torch.full((128,), -1, dtype=torch.long)
     lookup[numbers] = torch.arange(len(atom_types))
     types = lookup[packed.z.clamp(0, 127)]
@@ -264,7 +274,7 @@ def from_state(x: Tensor, space: GraphSpace, *, atom_types: Sequence[str] = QM9_
                          f"{list(atom_types)}, got shape {tuple(x.shape)}")
     order = torch.argsort(space.batch.cpu(), stable=True)
     x = x.detach().cpu()[order]
-    numbers = torch.tensor([ATOMIC_NUMBERS[s] for s in atom_types])
+    numbers = _atomic_numbers(atom_types)
     z = numbers[x[:, 3:3 + len(atom_types)].argmax(1)]
     return MoleculeSet(x[:, :3].float(), z, space.counts.cpu())
 

@@ -24,13 +24,15 @@ from .metrics import rdkit_molecules
 
 @dataclass
 class ReadReport:
-    """What a reader did: ``num_records`` seen, ``num_read`` kept, and ``failures`` as
-    (record index counted from 0, reason) for every record left out."""
+    """What a reader did: ``num_records`` seen, ``num_read`` kept, ``failures`` as (record index
+    counted from 0, reason) for every record left out, and ``records[k]``: the record index of
+    molecule k of the returned set."""
 
     source: str
     num_records: int = 0
     num_read: int = 0
     failures: list[tuple[int, str]] = field(default_factory=list)
+    records: list[int] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
         lines = [f"{self.source}: read {self.num_read} of {self.num_records} records"]
@@ -103,6 +105,7 @@ def read_sdf(path: str | Path, *, elements: Sequence[str] | None = None,
                         z=torch.tensor(z), charge=torch.tensor([a.GetFormalCharge() for a in mol.GetAtoms()]))
             data.name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
             molecules.append(data)
+            report.records.append(index)
     finally:
         RDLogger.EnableLog("rdApp.*")
     return _finish(molecules, report, errors)
@@ -151,6 +154,7 @@ def read_xyz(path: str | Path, *, elements: Sequence[str] | None = None,
                     report.failures.append((index, problem))
                 else:
                     molecules.append(data)
+                    report.records.append(index)
             except (ValueError, RuntimeError, IndexError) as error:
                 report.failures.append((index, f"line {start + 1}: {error}"))
             start, index = start + 2 + count, index + 1

@@ -71,14 +71,15 @@ def largest_fragment_smiles(mol: Chem.Mol) -> str | None:
     return Chem.MolToSmiles(max(fragments, default=mol, key=lambda f: f.GetNumAtoms()))
 
 
-def perceived_smiles(mol: Chem.Mol, *, charge: int = 0) -> str | None:
+def perceived_smiles(mol: Chem.Mol, *, charge: int = 0, max_iterations: int = 10_000) -> str | None:
     """SMILES of the largest fragment after RDKit's own bond perception from the coordinates
-    (``DetermineBonds`` with total ``charge``), or None if perception or sanitisation fails."""
+    (``DetermineBonds`` with total ``charge``), or None if perception or sanitisation fails.
+    ``max_iterations`` caps the bond-order search, which can explode on implausible samples."""
     bare = Chem.RWMol(mol)
     for bond in list(bare.GetBonds()):
         bare.RemoveBond(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())
     try:
-        rdDetermineBonds.DetermineBonds(bare, charge=charge)
+        rdDetermineBonds.DetermineBonds(bare, charge=charge, maxIterations=max_iterations)
     except Exception:  # no valid assignment of bond orders and charges
         return None
     return largest_fragment_smiles(bare)

@@ -78,6 +78,9 @@ def test_split_selects_the_right_molecules(qm9):
 
 
 def test_select_and_without_hydrogens(qm9):
+    assert torch.equal(qm9[-1].pos, qm9[LIMIT - 1].pos)
+    with pytest.raises(IndexError):
+        qm9[LIMIT]
     picked = qm9.select([7, 2])
     assert torch.equal(picked[0].pos, qm9[7].pos) and torch.equal(picked[1].z, qm9[2].z)
     heavy = data.load_qm9(limit=LIMIT, remove_h=True)
@@ -118,6 +121,8 @@ def test_state_without_hydrogens_and_charges():
     assert torch.equal(data.from_state(x, space, atom_types=atoms).z, heavy.z)
     with pytest.raises(ValueError, match=r"atomic numbers \[1\] are not among atom_types"):
         data.to_state(data.load_qm9(limit=5), atom_types=atoms)
+    with pytest.raises(ValueError, match=r"atom_types \['Xe'\] are not among"):
+        data.to_state(heavy, atom_types=("C", "Xe"))
 
 
 def test_from_state_sorts_interleaved_rows(qm9):

@@ -53,7 +53,7 @@ def test_broken_and_flat_records_are_reported_by_index(tmp_path):
     with pytest.warns(UserWarning, match="skipped 2 records"):
         molecules, report = io.read_sdf(path)
     assert len(molecules) == report.num_read == 2 and report.num_records == 4
-    assert [index for index, _ in report.failures] == [1, 3]
+    assert [index for index, _ in report.failures] == [1, 3] and report.records == [0, 2]
     assert "2D" in report.failures[1][1] and "record 1" in str(report)
     with pytest.raises(ValueError, match="could not read every record"):
         io.read_sdf(path, errors="raise")
@@ -80,6 +80,9 @@ def test_xyz_frames_with_errors(tmp_path):
     assert report.num_records == 4 and [i for i, _ in report.failures] == [1, 3]
     assert "unknown element 'Xx'" in report.failures[0][1]
     assert molecules.counts.tolist() == [3, 1] and molecules.z.tolist() == [8, 1, 1, 6]
+    assert report.records == [0, 2]
+    with pytest.raises(ValueError, match="errors must be 'report' or 'raise'"):
+        io.read_xyz(path, errors="ignore")
 
 
 def test_sdf_round_trip_keeps_coordinates_and_inferred_bonds(tmp_path, qm9):
