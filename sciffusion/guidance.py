@@ -9,9 +9,10 @@ is the same as moving the denoised estimate by
 
     x0_hat <- x0_hat + sigma^2 / alpha * g.
 
-Wrappers that need a gradient take it on a detached copy of ``x`` inside ``torch.enable_grad()`` and
-return detached results: they never leak an autograd graph into the sampler, and nothing
-differentiates through them, so put them outermost when wrappers are stacked.
+Wrappers that need a gradient take it on a detached copy of ``x`` inside ``torch.enable_grad()``,
+project it onto the sample subspace (masked entries, centred graph columns) and return detached
+results: they never leak an autograd graph into the sampler, and nothing differentiates through
+them, so put them outermost when wrappers are stacked.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class ClassifierFreeGuidance:
     ``interval = (sigma_lo, sigma_hi)`` in scaled sigma (sigma / alpha) guides only at noise levels
     inside that interval and uses the plain conditional prediction elsewhere (Kynkäänniemi et al. 2024,
     "Applying guidance in a limited interval"); it needs ``process`` to compute the scaled sigma.
-    Samples outside the interval cost one denoiser call, not two.
+    Steps where no sample of the batch is inside the interval skip the unconditional call.
     """
 
     def __init__(self, denoiser: Denoiser, scale: float, *, interval: tuple[float, float] | None = None,
@@ -100,7 +101,7 @@ class ClassifierGuidance:
                 raise ValueError(f"log_likelihood must return one value per sample, shape ({space.batch_size(x)},); "
                                  f"got {tuple(log_p.shape)}")
             (grad,) = torch.autograd.grad(log_p.sum(), x_in)
-        return x0_hat + self.scale * _score_to_x0(self.process, t, x, space) * grad
+        return x0_hat + self.scale * _score_to_x0(self.process, t, x, space) * space.project(grad)
 
 
 class ReconstructionGuidance:
@@ -116,8 +117,9 @@ class ReconstructionGuidance:
     exact when the data are N(0, data_var I) and A selects coordinates; elsewhere it is the usual
     Gaussian approximation of p(x0 | x_t), which can mis-weight the modes of multimodal data (on
     ``testing.gaussian_mixture_2d`` with its second coordinate observed as 1 +- 0.5, the exact posterior
-    puts 0.03% of its mass on the mode at height 3.46, guided DDIM with 200 steps 27%). Inpainting (A keeps the known entries), super-resolution
-    (A downsamples) and data assimilation (A interpolates to stations) are all this with another A.
+    puts 0.03% of its mass on the mode at height 3.46, guided DDIM with 200 steps 27%).
+    Inpainting (A keeps the known entries), super-resolution (A downsamples) and data assimilation
+    (A interpolates to stations) are all this with another A.
 
     ``observe`` is A, any differentiable callable on an x0 estimate shaped like the batch; ``y`` its
     observed values (broadcastable to A's output). A must not mix samples.
@@ -144,7 +146,7 @@ class ReconstructionGuidance:
             residual = self.y - self.observe(x0_hat)
             (grad_half_sq,) = torch.autograd.grad(0.5 * (residual**2).sum(), x_in)
         weight = self.precision(residual.detach(), x, t, space).to(x.device)
-        score_term = -space.per_sample(weight, x) * grad_half_sq
+        score_term = -space.per_sample(weight, x) * space.project(grad_half_sq)
         return x0_hat.detach() + self.scale * _score_to_x0(self.process, t, x, space) * score_term
 
 
