@@ -18,12 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import build
 from .schema import CONFIG_MODULE
-from ..training import NonFiniteLossError, Trainer, distributed
+from ..training import NonFiniteLossError, Trainer, distributed, seed_everything
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Train with a composed config into ``run_dir``; returns the last log record."""
     plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    seed_everything(plain["train"]["seed"])  # the initial weights too must not depend on the process
     parts = build.build(plain)
     run_dir = Path(run_dir)
     trainer = Trainer(domain=parts.domain, model=parts.model, process=parts.process, loss=parts.loss,

@@ -23,6 +23,7 @@ class RunLogger:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.writer = None
         self.bar = None
+        self._last_time, self._last_step = time.perf_counter(), start_step
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,6 @@ class RunLogger:
                               "pip install 'sciffusion[tensorboard]'", stacklevel=2)
         if progress:
             self.bar = tqdm(total=total_steps, initial=start_step, desc="train", dynamic_ncols=True)
-        self._last_time, self._last_step = time.perf_counter(), start_step
 
     def throughput(self, step: int, batch_size: int) -> dict[str, float]:
         """Steps and samples per second since the previous call."""

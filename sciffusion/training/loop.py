@@ -22,7 +22,7 @@ from ..domain import Domain
 from ..losses import DiffusionLoss
 from ..processes import NoiseProcess
 from . import distributed
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from .data import Layout, StepSampler
 from .ema import EMA
 from .generate import SamplingOptions, decode_all, generate
@@ -106,7 +106,7 @@ class Trainer:
         self.device = distributed.pick_device(self.opts.device)
         self.rank, self.world_size = distributed.setup(self.device)
         self.layout = Layout(self.opts.batch_size, self.world_size, self.rank, self.opts.accumulate)
-        torch.manual_seed(self.opts.seed)
+        seed_everything(self.opts.seed)
         self.model = model.to(self.device)
         self.ema = EMA(self.model, decay=self.opts.ema_decay)
         if self.opts.compile:

@@ -1,0 +1,118 @@
+"""The Hydra apps end to end, as a user runs them: train, sample, evaluate, sweeps, torchrun,
+config errors, and an external plugin installed with pip."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sciffusion.training import load_checkpoint
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+TINY = ["train.steps=6", "train.batch_size=32", "train.progress=false", "train.tensorboard=false",
+        "train.log_every=2", "train.save_every=3", "domain.train_size=256", "domain.test_size=128",
+        "network.hidden=16", "network.depth=2"]
+SAMPLE = ["num_samples=20", "batch_size=8", "steps=4"]
+
+
+def run(app: str, *args: str, cwd: Path, torchrun: int = 0, check: bool = True) -> subprocess.CompletedProcess:
+    if torchrun:
+        cmd = [str(BIN / "torchrun"), "--standalone", f"--nproc_per_node={torchrun}", "-m", f"sciffusion.cli.{app}"]
+    else:
+        cmd = [sys.executable, "-m", f"sciffusion.cli.{app}"]
+    out = subprocess.run(cmd + list(args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{app} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("train") / "run"
+    run("train", *TINY, f"hydra.run.dir={run_dir}", "train.keep_every=3", cwd=run_dir.parent)
+    return run_dir
+
+
+def test_train_writes_config_checkpoints_and_metrics(trained):
+    assert (trained / "config.yaml").is_file()
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["last.ckpt", "step_00000003.ckpt",
+                                                                          "step_00000006.ckpt"]
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert all(np.isfinite(r["loss"]) and r["steps_per_s"] > 0 for r in records)
+    state = load_checkpoint(trained / "checkpoints" / "last.ckpt")
+    assert state["step"] == 6 and state["config"]["domain"]["name"] == "toy"
+
+
+def test_sample_and_evaluate_write_native_files_figure_and_metrics(trained, tmp_path):
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    run("sample", f"checkpoint={ckpt}", *SAMPLE, f"out_dir={tmp_path / 's'}", cwd=tmp_path)
+    assert np.load(tmp_path / "s" / "samples.npy").shape == (20, 2)
+    assert (tmp_path / "s" / "samples.csv").is_file() and (tmp_path / "s" / "figure.png").stat().st_size > 1000
+    run("evaluate", f"checkpoint={ckpt}", *SAMPLE, f"out_dir={tmp_path / 'e'}", cwd=tmp_path)
+    result = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert result["num_samples"] == 20 and {"mean_error", "cov_error", "mode_weight_gap"} <= set(result["metrics"])
+
+
+def test_sampling_is_identical_on_one_and_two_ranks(trained, tmp_path):
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    # A stochastic sampler, so that the noise, not only the prior draw, must follow the per-chunk seeds.
+    args = [f"checkpoint={ckpt}", *SAMPLE, "sampler=euler_maruyama", "figure=false"]
+    run("sample", *args, f"out_dir={tmp_path / 'one'}", cwd=tmp_path)
+    run("sample", *args, f"out_dir={tmp_path / 'two'}", cwd=tmp_path, torchrun=2)
+    np.testing.assert_array_equal(np.load(tmp_path / "one" / "samples.npy"), np.load(tmp_path / "two" / "samples.npy"))
+
+
+def test_ddp_on_two_ranks_matches_one_process_with_the_same_global_batch(tmp_path):
+    common = [*TINY, "train.batch_size=16", "train.save_every=6", "train.grad_clip=0.5"]
+    run("train", *common, "train.accumulate=2", f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
+    run("train", *common, "train.accumulate=1", f"hydra.run.dir={tmp_path / 'two'}", cwd=tmp_path, torchrun=2)
+    one, two = (load_checkpoint(tmp_path / d / "checkpoints" / "last.ckpt") for d in ("one", "two"))
+    for key in one["model"]:
+        torch.testing.assert_close(one["model"][key], two["model"][key], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(one["ema"]["module"][key], two["ema"]["module"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_multirun_sweep(tmp_path):
+    run("train", "--multirun", *TINY, "train.steps=2", "optim.lr=1e-3,1e-4", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path)
+    for job in ("0", "1"):
+        assert (tmp_path / "sweep" / job / "checkpoints" / "last.ckpt").is_file()
+    lrs = {load_checkpoint(tmp_path / "sweep" / j / "checkpoints" / "last.ckpt")["config"]["optim"]["lr"] for j in "01"}
+    assert lrs == {1e-3, 1e-4}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.stpes=3", "stpes"),
+    ("train.steps=many", "steps"),
+    ("domain=nonexistent", "toy"),  # Hydra lists the available domains
+])
+def test_config_errors_are_reported_before_any_work(tmp_path, override, message):
+    out = run("train", override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
+    assert out.returncode != 0 and message in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_external_plugin_trains_and_samples_through_the_cli(tmp_path):
+    source = tmp_path / "plugin_pkg"
+    shutil.copytree(Path(__file__).parent / "plugin_pkg", source)
+    pip = [sys.executable, "-m", "pip"]
+    install = subprocess.run(pip + ["install", "-q", "--no-deps", "--no-build-isolation", str(source)],
+                             capture_output=True, text=True, env=ENV, timeout=300)
+    assert install.returncode == 0, install.stderr
+    try:
+        run_dir = tmp_path / "run"
+        run("train", "domain=ring", "experiment=ring_quick", "train.progress=false", "train.tensorboard=false",
+            f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        run("sample", f"checkpoint={run_dir / 'checkpoints' / 'last.ckpt'}", *SAMPLE, f"out_dir={tmp_path / 's'}",
+            cwd=tmp_path)
+        assert len(json.loads((tmp_path / "s" / "points.json").read_text())) == 20
+        assert (tmp_path / "s" / "figure.png").read_text() == "20 points\n"
+    finally:
+        subprocess.run(pip + ["uninstall", "-q", "-y", "sciffusion-ring"], capture_output=True, env=ENV)
