@@ -112,6 +112,17 @@ def test_graph_zero_mean_counts_the_subspace():
     torch.testing.assert_close(result.log_prob, _isotropic_log_prob(x0, space, var), rtol=0, atol=1e-3)
 
 
+def test_hutchinson_is_exact_for_data_matching_its_control_variate():
+    """For N(0, data_var I) data D = lam x, so D - lam x has no divergence to estimate: one Gaussian probe
+    per sample gives the exact density, on the centred graph subspace too."""
+    var, process = 0.49, LinearInterpolant()
+    space = GraphSpace(torch.tensor([0, 1, 1, 0, 1]), 2, zero_mean=(0, 1))
+    x0 = space.project(math.sqrt(var) * torch.randn(5, 3, generator=torch.Generator().manual_seed(11), dtype=F64))
+    result = log_likelihood(_isotropic_denoiser(process, var), x0, process=process, space=space, data_var=var,
+                            probe="gaussian", generator=torch.Generator().manual_seed(12))
+    torch.testing.assert_close(result.log_prob, _isotropic_log_prob(x0, space, var), rtol=0, atol=1e-3)
+
+
 @pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
 def test_hutchinson_probes_cover_the_subspace(probe):
     """E[z z^T] = P, the projection onto centred coordinates, so E[z^T J z] = tr(P J P): checked on the
