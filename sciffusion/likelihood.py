@@ -13,9 +13,11 @@ sample) or by Hutchinson's estimator E[z^T J z] = tr J (Hutchinson 1989; Grathwo
 probes drawn once per solve. As a control variate, div D = lam dims + div(D - lam x) with
 lam = alpha data_var / (alpha^2 data_var + sigma^2), the slope of the exact denoiser of N(0, data_var I):
 only the second term is estimated, so the estimate has no variance for such data and stays small near
-t_min, where D ~ x / alpha for any data (Gaussian probes: 14 -> 1.7 nats std on a 3-D Gaussian). Divergences are taken in the sample subspace of the ``Space``: probes are
-projected onto it and ``dims`` counts its degrees of freedom, so masked entries and the centre of mass
-of zero-mean graph columns are not dimensions of the density.
+t_min, where D ~ x / alpha for any data (Gaussian probes: 14 -> 1.7 nats std on a 3-D Gaussian).
+
+Divergences are taken in the sample subspace of the ``Space``: probes are projected onto it and
+``dims`` counts its degrees of freedom, so masked entries and the centre of mass of zero-mean graph
+columns are not dimensions of the density.
 """
 from __future__ import annotations
 
