@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from sciffusion.likelihood import bits_per_dim, exact_probes, hutchinson_probes, log_likelihood, prior_log_prob
+from sciffusion.likelihood import (bits_per_dim, divergence, exact_probes, hutchinson_probes, log_likelihood,
+                                   prior_log_prob)
 from sciffusion.processes import EDM, LinearInterpolant, VarianceExploding, VPLinear
 from sciffusion.space import DenseSpace, GraphSpace
 from sciffusion.testing import GaussianMixture, gaussian_mixture_2d, random_gaussian
@@ -173,3 +174,26 @@ def test_bad_options_raise():
         log_likelihood(target.denoiser(process), x0, process=process, trace="skilling")
     with pytest.raises(ValueError, match="t_min"):
         log_likelihood(target.denoiser(process), x0, process=process, t_min=0.0)
+
+
+def test_exact_divergence_is_the_projected_jacobian_trace():
+    """For a nonlinear map that mixes rows within each graph, sum over exact probes = tr(P J P) per graph,
+    with J from the full autograd Jacobian and P the centring projection of each graph."""
+    space = GraphSpace(torch.tensor([1, 0, 1, 1, 0]), 2, zero_mean=(0,))
+    weight = torch.randn(2, 2, generator=torch.Generator().manual_seed(13), dtype=F64)
+    fn = lambda x: torch.tanh(x @ weight) + space.mean(x**2)[space.batch]
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(14), dtype=F64)
+    x_in = x.clone().requires_grad_(True)
+    got = divergence(fn(x_in), x_in, exact_probes(x, space), space)
+    jac = torch.autograd.functional.jacobian(fn, x).reshape(10, 10)
+    expected = []
+    for b in range(2):
+        rows = (space.batch == b).nonzero().flatten()
+        n = len(rows)
+        P = torch.zeros(10, 10, dtype=F64)
+        for i in rows:
+            P[2 * i + 1, 2 * i + 1] = 1.0  # the free column
+            for j in rows:
+                P[2 * i, 2 * j] = float(i == j) - 1 / n  # the centred column
+        expected.append(torch.trace(P @ jac @ P))
+    torch.testing.assert_close(got, torch.stack(expected))
