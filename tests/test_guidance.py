@@ -4,7 +4,6 @@ For x0 ~ N(m, C) and y = A x0 + N(0, n^2 I) the posterior p(x0 | y) is N(m_y, C_
 and ``GaussianMixture.gaussian(m_y, C_y).denoiser(process)`` is the exact denoiser of the posterior
 model: guidance that is exact must reproduce it at every t and x_t, whatever the process.
 """
-import math
 
 import pytest
 import torch
