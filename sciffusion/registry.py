@@ -36,11 +36,12 @@ def available() -> list[str]:
 
 
 def _install_hint(ep: EntryPoint, error: BaseException) -> str:
-    dist = ep.dist.name if ep.dist is not None else "the package that provides it"
+    # Built-in domains live in sciffusion's own distribution, with one extra per domain.
+    dist = ep.dist.name if ep.dist is not None else ("sciffusion" if ep.value.startswith("sciffusion_domains.") else None)
     missing = getattr(error, "name", None)
     what = f"the module {missing!r} is missing" if missing else str(error)
-    return (f"domain plugin {ep.name!r} ({ep.value}) failed to import: {what}; "
-            f"install its extra: pip install '{dist}[{ep.name}]'")
+    fix = f"install its extra: pip install '{dist}[{ep.name}]'" if dist else "install the package that provides it"
+    return f"domain plugin {ep.name!r} ({ep.value}) failed to import: {what}; {fix}"
 
 
 def load_class(name: str) -> type[Domain]:
