@@ -6,7 +6,6 @@ total downsampling rolls the output by the same amount.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
