@@ -229,6 +229,15 @@ def test_outputs_have_zero_mean_positions_and_shape(name):
     assert out[0, :3].abs().max() == 0  # the lone atom cannot move
 
 
+@pytest.mark.parametrize("make", [EGNN, TensorProductNet], ids=["egnn", "tensor_product"])
+def test_default_configs_run(make):
+    net = make(NUM_FEATURES)
+    x, space = molecules(dtype=torch.float32)
+    with torch.no_grad():
+        out = net(x, torch.rand(space.num_samples), space, {})
+    assert out.shape == x.shape and out.isfinite().all()
+
+
 @pytest.mark.parametrize("name", ["egnn", "tensor_product"])
 def test_conditioning_and_dropout(name):
     torch.manual_seed(0)
