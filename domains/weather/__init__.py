@@ -1,0 +1,14 @@
+"""The weather and climate domain: gridded fields held the way climate scientists hold them.
+
+``data``     opens NetCDF or Zarr lazily with xarray and dask, puts coordinates in one convention
+             (latitude south to north, longitude 0..360 or -180..180, a ``time`` axis), aligns
+             the grids of several sources, normalises on the training period only and serves
+             forecasting windows as a torch Dataset.
+``grid``     area weights, periodic-longitude detection, the Nino 3.4 index, climatology and anomalies.
+``scores``   area-weighted, mask-aware RMSE, CRPS, spread/skill, rank histograms, anomaly
+             correlation, and the persistence and climatology baselines.
+``io``       forecasts to CF-style NetCDF and back.
+``figures``  forecast maps and the Nino 3.4 plume.
+
+Modules import xarray, dask and matplotlib themselves; importing this package stays cheap.
+"""
