@@ -173,15 +173,22 @@ def align_grids(datasets: Sequence[xr.Dataset], *, lat: np.ndarray, lon: np.ndar
 
     A source whose own points include the target points (within 1e-6 degrees) is reindexed, which
     copies values exactly; any other is interpolated with ``method`` ("linear", "nearest"...), where
-    a NaN neighbour (land) makes the point NaN. Points outside a source's grid become NaN and so fall
+    a NaN neighbour (land) makes the point NaN, across the seam for a global (periodic) source. Points outside a source's grid become NaN and so fall
     in the mask. Lazy.
     """
+    from .grid import is_periodic
+
     on_grid = []
     for ds in datasets:
         if _holds(ds.lat.values, lat) and _holds(ds.lon.values, lon):
             on_grid.append(ds.reindex(lat=lat, lon=lon, method="nearest", tolerance=1e-6))
-        else:
-            on_grid.append(ds.interp(lat=lat, lon=lon, method=method))
+            continue
+        if is_periodic(ds.lon.values):
+            # One wrapped column on each side, so targets between the last and first longitude interpolate.
+            first, last = ds.isel(lon=[0]), ds.isel(lon=[-1])
+            ds = xr.concat([last.assign_coords(lon=last.lon - 360.0), ds,
+                            first.assign_coords(lon=first.lon + 360.0)], dim="lon")
+        on_grid.append(ds.interp(lat=lat, lon=lon, method=method))
     return xr.merge(on_grid, join="inner", combine_attrs="drop_conflicts")
 
 

