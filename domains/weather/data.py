@@ -173,8 +173,8 @@ def align_grids(datasets: Sequence[xr.Dataset], *, lat: np.ndarray, lon: np.ndar
 
     A source whose own points include the target points (within 1e-6 degrees) is reindexed, which
     copies values exactly; any other is interpolated with ``method`` ("linear", "nearest"...), where
-    a NaN neighbour (land) makes the point NaN, across the seam for a global (periodic) source. Points outside a source's grid become NaN and so fall
-    in the mask. Lazy.
+    a NaN neighbour (land) makes the point NaN, across the seam for a global (periodic) source.
+    Points outside a source's grid become NaN and so fall in the mask. Lazy.
     """
     from .grid import is_periodic
 
