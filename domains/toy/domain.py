@@ -111,12 +111,19 @@ class ToyDomain(Domain):
 
         points = np.stack(objects)
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        # Contours of the exact target density, to judge the samples against
+        lim = float(self.target.means.abs().max()) + 4 * float(self.target.eigvals.max().sqrt())
+        grid = torch.linspace(-lim, lim, 150, dtype=torch.float64)
+        gx, gy = torch.meshgrid(grid, grid, indexing="xy")
+        log_p = self.target.log_prob(torch.stack([gx.flatten(), gy.flatten()], dim=1)).reshape(gx.shape)
+        ax.contour(gx.numpy(), gy.numpy(), log_p.numpy(), levels=np.linspace(-12, float(log_p.max()), 6),
+                   colors="grey", linewidths=0.6, linestyles="solid")
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, label=f"{len(points)} samples")
         means = self.target.means.numpy()
         ax.scatter(means[:, 0], means[:, 1], marker="x", c="k", s=60, label="mode centres")
         ax.set_aspect("equal")
         ax.legend(loc="upper right", fontsize=8)
-        ax.set_title("toy: 2-D Gaussian mixture")
+        ax.set_title("toy: samples over the exact density")
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
