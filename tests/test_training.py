@@ -80,7 +80,7 @@ def test_ema_averages_with_warm_up():
     with torch.no_grad():
         model.weight.fill_(0.0)
         ema.module.weight.fill_(1.0)
-    ema.update(model)  # decay warm-up: min(0.99, 1/10) = 0.1
+    ema.update()  # decay warm-up: min(0.99, 1/10) = 0.1
     assert float(ema.module.weight) == pytest.approx(0.1)
     assert ema.current_decay() == pytest.approx(2 / 11)
 

@@ -15,8 +15,22 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def _export_slurm_environment() -> None:
+    """Under Hydra's submitit launcher with several tasks, SLURM (not torchrun) starts the processes:
+    submitit translates its variables into the RANK / WORLD_SIZE / MASTER_ADDR that torch expects."""
+    if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) < 2:
+        return
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError:
+        return
+    TorchDistributedEnvironment().export()
+
+
 def setup(device: torch.device) -> tuple[int, int]:
-    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1); returns (rank, world_size)."""
+    """Join the process group when launched by ``torchrun`` or as several SLURM tasks (WORLD_SIZE > 1);
+    returns (rank, world_size)."""
+    _export_slurm_environment()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return world()

@@ -115,7 +115,8 @@ class Trainer:
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.module = DistributedDataParallel(self.module, device_ids=ids)
-        self.optimizer = optimizer(self.model.parameters())
+        self.params = list(self.model.parameters())
+        self.optimizer = optimizer(self.params)
         o = self.opts
         self.schedule = make_schedule(self.optimizer, kind=o.lr_schedule, warmup=o.warmup, total=o.steps,
                                       final=o.final_lr)
@@ -219,12 +220,12 @@ class Trainer:
         loss = torch.stack(losses).mean()
         self.scaler.unscale_(self.optimizer)
         clip = self.opts.grad_clip if self.opts.grad_clip else math.inf
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        grad_norm = nn.utils.clip_grad_norm_(self.params, clip)
         self._guard(loss, grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.step()
-        self.ema.update(self.model)
+        self.ema.update()
         self.step += 1
         return {"loss": loss, "grad_norm": grad_norm}
 
