@@ -39,6 +39,8 @@ class ImageClassifier(nn.Module):
         super().__init__()
         self.config = {"in_channels": in_channels, "num_classes": num_classes, "width": width,
                        "feature_dim": feature_dim}
+        #: Provenance from the checkpoint (dataset, image_shape, test_accuracy, command); {} if untrained.
+        self.meta: dict[str, Any] = {}
 
         def conv(c_in: int, c_out: int) -> list[nn.Module]:
             return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.SiLU()]
@@ -91,10 +93,10 @@ def train_classifier(train: image_data.ImageDataset, *, epochs: int = 12, batch_
     Seeded end to end (initialisation, shuffling, augmentation), so two runs on CPU give the same
     weights. ``max_shift`` is the random translation in pixels (0 for 8x8 digits).
     """
-    torch.manual_seed(seed)
     images, labels = train.tensors()
-    c, h, w = train.shape
-    model = ImageClassifier(c, train.num_classes, width=width, feature_dim=feature_dim)
+    with torch.random.fork_rng():  # seeds the initialisation without touching the caller's global RNG
+        torch.manual_seed(seed)
+        model = ImageClassifier(train.shape[0], train.num_classes, width=width, feature_dim=feature_dim)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(images) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)

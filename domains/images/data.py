@@ -93,12 +93,16 @@ def to_symmetric(images: Tensor) -> Tensor:
 def split_indices(labels: Tensor, split: str, *, seed: int = 0, val_fraction: float = 0.1,
                   test_fraction: float = 0.1) -> Tensor:
     """Indices ``[M]`` of ``split`` among ``labels [N]``: each class is shuffled with ``seed`` and cut
-    into train / val / test by the fractions (at least one item a class goes to train)."""
+    into train / val / test by the fractions (at least one item a class goes to train).
+
+    The indices come in a seeded random order, not sorted: sources such as mnist5k are sorted by
+    class, and the first ``n`` items of a split (a metrics reference, a figure) must mix all classes.
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-    if split == "all":
-        return torch.arange(len(labels))
     g = torch.Generator().manual_seed(seed)
+    if split == "all":
+        return torch.randperm(len(labels), generator=g)
     chosen = []
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
@@ -109,7 +113,8 @@ def split_indices(labels: Tensor, split: str, *, seed: int = 0, val_fraction: fl
         cuts = {"test": members[:n_test], "val": members[n_test:n_test + n_val],
                 "train": members[n_test + n_val:]}
         chosen.append(cuts[split])
-    return torch.sort(torch.cat(chosen)).values
+    chosen = torch.cat(chosen)
+    return chosen[torch.randperm(len(chosen), generator=g)]
 
 
 def _split(data: ImageDataset, split: str, *, seed: int, val_fraction: float,

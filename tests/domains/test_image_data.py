@@ -24,6 +24,7 @@ def test_mnist5k_shapes_range_and_splits():
     assert x.shape == (500, 1, 28, 28) and x.dtype == torch.float32
     assert x.min() == -1 and x.max() == 1
     assert torch.equal(torch.bincount(y), torch.full((10,), 50))  # stratified: 50 of each digit
+    assert len(torch.unique(y[:30])) >= 8  # shuffled: the first items of a split mix the classes
     image, label = train[0]
     assert image.shape == (1, 28, 28) and isinstance(label, int)
     _disjoint_cover(data.mnist5k, 5000)
@@ -45,7 +46,8 @@ def test_sklearn_digits_rescaled_from_0_16():
     everything = data.sklearn_digits("all")
     x, y = everything.tensors()
     assert x.shape == (1797, 1, 8, 8) and everything.num_classes == 10
-    assert torch.allclose((x + 1) * 8, torch.from_numpy(load_digits().images).float().unsqueeze(1))
+    source = torch.from_numpy(load_digits().images).float().unsqueeze(1)[everything.source_indices]
+    assert torch.allclose((x + 1) * 8, source)
     _disjoint_cover(data.sklearn_digits, 1797)
 
 
