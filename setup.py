@@ -5,9 +5,10 @@ from setuptools import find_packages, setup
 
 domain_packages = ["sciffusion_domains"] + [f"sciffusion_domains.{p}" for p in find_packages("domains")]
 yaml = ["*.yaml", "**/*.yaml"]
+shipped = ["**/weights/*.pt", "**/weights/*.ckpt"]  # metric classifiers and trained checkpoints
 setup(
     packages=find_packages(include=["sciffusion", "sciffusion.*"]) + domain_packages + ["sciffusion.conf"],
     package_dir={"sciffusion_domains": "domains", "sciffusion.conf": "conf"},
-    package_data={"sciffusion.conf": yaml, "sciffusion_domains": yaml},
+    package_data={"sciffusion.conf": yaml, "sciffusion_domains": yaml + shipped},
     include_package_data=True,
 )
