@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from sciffusion.cli import sample, train
 from sciffusion.training import load_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -116,3 +120,18 @@ def test_external_plugin_trains_and_samples_through_the_cli(tmp_path):
         assert (tmp_path / "s" / "figure.png").read_text() == "20 points\n"
     finally:
         subprocess.run(pip + ["uninstall", "-q", "-y", "sciffusion-ring"], capture_output=True, env=ENV)
+
+
+def test_classifier_free_guidance_with_a_condition_from_the_command_line(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    args = [f"checkpoint={ckpt}", *SAMPLE, "cond.label=2", f"out_dir={tmp_path}"]
+    with initialize_config_module("sciffusion.conf", version_base="1.3"):
+        train_cfg = compose("train", overrides=["experiment=toy_cfg", *TINY, "train.steps=3"])
+        guided_cfg = compose("sample", overrides=args + ["guidance=cfg", "guidance.scale=3.0"])
+        plain_cfg = compose("sample", overrides=args)
+    torch.set_num_threads(1)
+    train.run(train_cfg, tmp_path / "run")
+    assert load_checkpoint(ckpt)["config"]["loss"]["cond_dropout"] == 0.2
+    _, guided = sample.draw(OmegaConf.to_container(guided_cfg, resolve=True))
+    _, plain = sample.draw(OmegaConf.to_container(plain_cfg, resolve=True))
+    assert len(guided) == len(plain) == 20 and not np.allclose(np.stack(guided), np.stack(plain))

@@ -9,7 +9,7 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
 
 from ..training import SamplingOptions, TrainOptions
 
@@ -26,10 +26,16 @@ class DomainSearchPath(SearchPathPlugin):
             search_path.append(provider=f"sciffusion-domain-{name}", path=f"file://{folder}")
 
 
+def _open_dict() -> DictConfig:
+    """An empty node that accepts new keys (``cond.label=3`` without Hydra's ``+``): its keys belong
+    to the domain or the sampler, which check them themselves."""
+    return DictConfig({}, flags={"struct": False})
+
+
 @dataclass
 class TrainApp:
     domain: Any = MISSING
-    network: Any = field(default_factory=dict)
+    network: Any = field(default_factory=lambda: _open_dict())
     process: Any = MISSING
     parameterization: Any = MISSING
     loss: Any = MISSING
@@ -48,11 +54,11 @@ class SampleApp:
     sampler: str = "heun"
     steps: int = 32
     grid: str = "karras"
-    grid_options: dict[str, Any] = field(default_factory=dict)
-    sampler_options: dict[str, Any] = field(default_factory=dict)
+    grid_options: Any = field(default_factory=lambda: _open_dict())
+    sampler_options: Any = field(default_factory=lambda: _open_dict())
     batch_size: int = 256
     seed: int = 0
-    cond: dict[str, Any] = field(default_factory=dict)
+    cond: Any = field(default_factory=lambda: _open_dict())
     guidance: Any = None
     use_ema: bool = True
     device: str = "auto"
