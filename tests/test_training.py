@@ -114,13 +114,15 @@ def test_gradients_are_clipped(tmp_path):
     assert float((after - before).norm()) == pytest.approx(1e-3, rel=1e-3)
 
 
-def test_bf16_autocast_on_cpu(tmp_path):
-    trainer = make_trainer(tmp_path, steps=60, log_every=20, precision="bf16")
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_autocast_on_cpu(tmp_path, precision, dtype):
+    trainer = make_trainer(tmp_path, steps=60, log_every=20, precision=precision)
     before = held_out_loss(trainer)
     seen = []
     trainer.model.net.inp.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
     trainer.fit()
-    assert set(seen) == {torch.bfloat16}
+    assert set(seen) == {dtype}
+    assert trainer.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 does not
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
     assert held_out_loss(trainer) < 0.8 * before
 

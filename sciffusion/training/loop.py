@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -224,10 +225,20 @@ class Trainer:
         self._guard(loss, grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.schedule.step()
+        self._schedule_step()
         self.ema.update()
         self.step += 1
         return {"loss": loss, "grad_norm": grad_norm}
+
+    def _schedule_step(self) -> None:
+        if not self.scaler.is_enabled():
+            self.schedule.step()
+            return
+        # Under fp16 the scaler skips steps whose gradients overflow, and torch warns that the schedule
+        # then moves without an optimiser step; here the schedule follows the step count on purpose.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.schedule.step()
 
     def _mean_over_ranks(self, value: Tensor) -> float:
         if self.world_size > 1:
