@@ -215,8 +215,8 @@ def score(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray) ->
             model["crps_fair"].append(float(scores.crps(members, truth, lat=lat, fair=True)))
             model["spread_skill"].append(float(scores.spread_skill_ratio(members, truth, lat=lat)))
             model["acc"].append(float(scores.anomaly_correlation(members.mean(0), truth, climatology=clim_t, lat=lat)))
-            model["rank_histogram"].append(scores.rank_histogram(members, truth, lat=lat,
-                                                                 generator=torch.Generator().manual_seed(lead)).tolist())
+            ranks = scores.rank_histogram(members, truth, lat=lat, generator=torch.Generator().manual_seed(lead))
+            model["rank_histogram"].append(ranks.tolist())
             if nino34_inside(domain):
                 predicted = _index((members.mean(0) - clim_t).numpy(), domain)
                 observed = _index((truth - clim_t).numpy(), domain)
@@ -288,29 +288,28 @@ def assimilation_example(domain: WeatherDomain, denoiser: Denoiser, process: Noi
     points = valid[torch.randperm(len(valid), generator=g)[:observations]]
     truth = domain.states([position])[0]
     y = truth.flatten()[points] + noise_std * torch.randn(len(points), generator=g)
-    history = _history(domain, np.array([position - 1]))
-    cond = {"fields": history, "vector": month_vector(torch.tensor([int(domain.fields.time.dt.month.values[position]) - 1]))}
-    unobserved = domain.mask.clone().flatten()
+    month = torch.tensor([int(domain.fields.time.dt.month.values[position]) - 1])
+    background = {"fields": _history(domain, np.array([position - 1])), "vector": month_vector(month)}
+    unobserved = domain.mask.flatten().clone()
     unobserved[points] = False
-    unobserved = unobserved.reshape(domain.mask.shape)
-    truth_phys = np.where(unobserved.numpy(), domain.to_physical(truth), np.nan)
+    truth_phys = torch.as_tensor(np.where(unobserved.reshape(domain.mask.shape).numpy(), domain.to_physical(truth),
+                                          np.nan))
+    error = lambda fields: float(rmse(torch.as_tensor(domain.to_physical(fields.mean(0))), truth_phys, lat=domain.lat))
     result = {"observations": observations, "noise_std_normalised": noise_std, "members": members,
               "time": str(domain.fields.time.values[position])[:7]}
-    for name, c in (("analysis_no_background", {"drop": torch.ones(1, dtype=torch.bool)}),
-                    ("analysis_with_forecast_background", cond)):
-        fields = assimilate(denoiser, process, points, y, mask=domain.mask, cond=c, members=members,
-                            noise_std=noise_std, steps=steps, seed=seed)
-        mean = domain.to_physical(fields.mean(0))
-        result[f"{name}_rmse_unobserved"] = float(rmse(torch.as_tensor(mean), torch.as_tensor(truth_phys),
-                                                       lat=domain.lat))
+    for name, cond in (("analysis_no_background", {"drop": torch.ones(1, dtype=torch.bool)}),
+                       ("analysis_with_forecast_background", background)):
+        analysis = assimilate(denoiser, process, points, y, mask=domain.mask, cond=cond, members=members,
+                              noise_std=noise_std, steps=steps, seed=seed)
+        result[f"{name}_rmse_unobserved"] = error(analysis)
     forecast = rollout(domain, denoiser, process, np.array([position - 1]), members=members, leads=1, steps=steps,
                        seed=seed)[0, 0]
-    result["forecast_only_rmse_unobserved"] = float(rmse(torch.as_tensor(domain.to_physical(forecast.mean(0))),
-                                                         torch.as_tensor(truth_phys), lat=domain.lat))
-    k = 0
-    forecast_maps(domain.to_physical(truth)[k], domain.to_physical(fields)[:, k], lat=domain.lat, lon=domain.lon,
-                  path=out_dir / "assimilation.png", units=domain.variable_attrs()[domain.channels[k]].get("units", ""),
-                  title=f"{domain.channels[k]} {result['time']} from {observations} point observations")
+    result["forecast_only_rmse_unobserved"] = error(forecast)
+    channel = domain.channels[0]
+    forecast_maps(domain.to_physical(truth)[0], domain.to_physical(analysis)[:, 0], lat=domain.lat, lon=domain.lon,
+                  path=out_dir / "assimilation.png", units=domain.variable_attrs()[channel].get("units", ""),
+                  title=f"{channel} {result['time']}: analysis from {observations} point observations and the "
+                        "previous months")
     return result
 
 

@@ -178,9 +178,11 @@ def test_metrics_compare_samples_with_reference(hadisst):
     assert hadisst.metrics(shifted, reference)["sst_crps"] > same["sst_crps"]
 
 
-def test_masked_net_without_mask_counts_every_point():
-    inner = torch.nn.Identity()
-    net = MaskedNet(type("N", (torch.nn.Module,), {"forward": lambda self, x, t, s, c: x[:, :1]})(), 1)
+class FirstChannel(torch.nn.Module):
+    def forward(self, x, t, space, cond):
+        return x[:, :1]
+
+
+def test_masked_net_without_a_mask_counts_every_point():
     x = torch.randn(2, 1, 3, 4)
-    torch.testing.assert_close(net(x, torch.zeros(2), DenseSpace(), {}), x)
-    del inner
+    torch.testing.assert_close(MaskedNet(FirstChannel(), 1)(x, torch.zeros(2), DenseSpace(), {}), x)
