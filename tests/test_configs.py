@@ -27,10 +27,16 @@ def options(group: str) -> list[str]:
     return sorted({p.stem for f in folders if f.is_dir() for p in f.glob("*.yaml")})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def hydra_context():
+    """One Hydra context for the module: its search path (every domain's conf/) is built once."""
+    with initialize_config_module("sciffusion.conf", version_base="1.3"):
+        yield
+
+
 def compose_plain(name: str, overrides: list[str], *, missing_ok: bool = False) -> dict:
     """The composed config as plain dicts; ``missing_ok`` allows ``???`` values left for the user."""
-    with initialize_config_module("sciffusion.conf", version_base="1.3"):
-        cfg = compose(name, overrides=overrides)
+    cfg = compose(name, overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=not missing_ok)
 
 
