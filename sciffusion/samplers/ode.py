@@ -90,7 +90,7 @@ def ode(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, spa
     # landing a step on t_end keeps the solver's stages from overshooting it towards t < 0
     options = {"step_t": times[-1:]} if method in ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun") else None
     states = odeint(velocity, x, times, rtol=rtol, atol=atol, method=method, options=options) if len(times) > 1 else x[None]
-    for i in range(1, len(times)):
-        if callback is not None:
+    if callback is not None:
+        for i in range(1, len(times)):
             report(callback, i - 1, grid, states[i], denoise(denoiser, states[i], grid.t[i], space, cond))
     return finish(denoiser, space.project(states[-1]), grid, space, cond, callback)
