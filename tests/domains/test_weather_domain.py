@@ -186,3 +186,14 @@ class FirstChannel(torch.nn.Module):
 def test_masked_net_without_a_mask_counts_every_point():
     x = torch.randn(2, 1, 3, 4)
     torch.testing.assert_close(MaskedNet(FirstChannel(), 1)(x, torch.zeros(2), DenseSpace(), {}), x)
+
+
+def test_a_zarr_store_opens_lazily_through_the_domain(tmp_path, hadisst):
+    pytest.importorskip("zarr")
+    hadisst.source.chunk({"time": 1}).to_zarr(tmp_path / "sst.zarr")
+    lazy = make_domain("weather", sources=[{"path": str(tmp_path / "sst.zarr"), "variables": ["sst"]}],
+                       chunks={"time": 1}, in_memory=False)
+    assert lazy.fields.chunks is not None and lazy.fields.chunks[0] == (1,) * 372
+    item, same = lazy.dataset("train")[5], hadisst.dataset("train")[5]
+    torch.testing.assert_close(item["x"], same["x"])
+    torch.testing.assert_close(lazy.normaliser.mean, hadisst.normaliser.mean)
