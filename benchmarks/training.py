@@ -25,8 +25,9 @@ from sciffusion.processes import make_process
 from sciffusion.training import Trainer, TrainOptions, seed_everything
 from sciffusion_domains.toy import ToyDomain
 
-SIZES = {"toy default (128 wide, 3 deep, batch 256)": (128, 3, 256),
-         "wider (512 wide, 4 deep, batch 1024)": (512, 4, 1024)}
+# name: (hidden, depth, batch, share of --steps): the wider model runs fewer, longer steps.
+SIZES = {"toy default (128 wide, 3 deep, batch 256)": (128, 3, 256, 1.0),
+         "wider (512 wide, 4 deep, batch 1024)": (512, 4, 1024, 0.2)}
 
 
 def make_model(domain: ToyDomain, process, hidden: int, depth: int) -> ModelDenoiser:
@@ -72,14 +73,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     domain = ToyDomain(train_size=16384)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps, best of {args.repeats}")
-    for name, (hidden, depth, batch) in SIZES.items():
+    print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} runs")
+    for name, (hidden, depth, batch, share) in SIZES.items():
+        steps = max(20, int(args.steps * share))
         bare, ours = [], []
         for _ in range(args.repeats):
-            bare.append(bare_loop(domain, hidden, depth, batch, args.steps))
-            ours.append(sciffusion_loop(domain, hidden, depth, batch, args.steps))
-        bare_rate, our_rate = args.steps / min(bare), args.steps / min(ours)
-        print(f"{name}: bare loop {bare_rate:7.1f} steps/s | sciffusion Trainer {our_rate:7.1f} steps/s "
+            bare.append(bare_loop(domain, hidden, depth, batch, steps))
+            ours.append(sciffusion_loop(domain, hidden, depth, batch, steps))
+        bare_rate, our_rate = steps / min(bare), steps / min(ours)
+        print(f"{name}, {steps} steps: bare loop {bare_rate:7.1f} steps/s | sciffusion Trainer {our_rate:7.1f} steps/s "
               f"| ratio {our_rate / bare_rate:6.1%}")
 
 

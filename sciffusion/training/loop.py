@@ -12,14 +12,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ..domain import Domain
+from ..domain import Batch, Domain
 from ..losses import DiffusionLoss
 from ..processes import NoiseProcess
 from . import distributed
@@ -75,6 +75,18 @@ class TrainOptions:
 def micro_seed(seed: int, step: int, k: int) -> int:
     """The seed of micro-batch k of step ``step``: distinct for every (seed, step, k)."""
     return ((seed * 1_000_003 + step) * 4099 + k) % (2**62)
+
+
+def clip_gradients(grads: list[Tensor], max_norm: float | None) -> Tensor:
+    """Scale ``grads`` in place so that their global 2-norm is at most ``max_norm`` (no clipping if
+    None or 0); returns the norm before clipping. ``nn.utils.clip_grad_norm_`` for one device and
+    dtype group, without its per-call regrouping, which costs as much as a small model's step."""
+    if not grads:
+        return torch.zeros(())
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if max_norm:
+        torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+    return norm
 
 
 class _LossModule(nn.Module):
@@ -176,11 +188,18 @@ class Trainer:
     def _sampler(self, start: int) -> StepSampler:
         return StepSampler(len(self.dataset), self.layout, seed=self.opts.seed, start=start)
 
-    def _loader(self) -> DataLoader:
+    def _batches(self) -> Iterator[Batch]:
+        """This rank's micro-batches from the current step on, in the order of ``data.StepSampler``."""
+        sampler = self._sampler(self.step)
+        if self.opts.num_workers == 0:
+            # The same fetch-then-collate as a DataLoader without workers, minus its per-batch overhead,
+            # which is a good share of a step for small models.
+            fetch = getattr(self.dataset, "__getitems__", None) or (lambda idx: [self.dataset[i] for i in idx])
+            return (self.domain.collate(fetch(indices)) for indices in sampler)
         # A private generator: creating the iterator must not consume the global RNG (resume would differ).
-        return DataLoader(self.dataset, batch_sampler=self._sampler(self.step), collate_fn=self.domain.collate,
-                          num_workers=self.opts.num_workers, pin_memory=self.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(self.opts.seed))
+        return iter(DataLoader(self.dataset, batch_sampler=sampler, collate_fn=self.domain.collate,
+                               num_workers=self.opts.num_workers, pin_memory=self.device.type == "cuda",
+                               generator=torch.Generator().manual_seed(self.opts.seed)))
 
     def _autocast(self):
         dtype = PRECISIONS[self.opts.precision]
@@ -220,8 +239,7 @@ class Trainer:
         losses = [self._micro_step(next(batches), j) for j in range(self.opts.accumulate)]
         loss = torch.stack(losses).mean()
         self.scaler.unscale_(self.optimizer)
-        clip = self.opts.grad_clip if self.opts.grad_clip else math.inf
-        grad_norm = nn.utils.clip_grad_norm_(self.params, clip)
+        grad_norm = clip_gradients([p.grad for p in self.params if p.grad is not None], self.opts.grad_clip)
         self._guard(loss, grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -256,7 +274,7 @@ class Trainer:
         log = RunLogger(self.run_dir, total_steps=o.steps, start_step=self.step, enabled=self.rank == 0,
                         tensorboard=o.tensorboard, progress=o.progress)
         record: dict[str, Any] = {}
-        batches = iter(self._loader())
+        batches = self._batches()
         self.model.train()
         try:
             while self.step < o.steps:
