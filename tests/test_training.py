@@ -149,3 +149,10 @@ def test_periodic_sampling_writes_samples_and_metrics(tmp_path):
     assert {p.name for p in folder.iterdir()} == {"samples.npy", "samples.csv", "figure.png"}
     (sampled,) = records(tmp_path, "sample")
     assert sampled["step"] == 4 and {"mean_error", "cov_error", "mode_weight_gap"} <= set(sampled)
+
+
+def test_dataloader_workers_see_the_same_data_order(tmp_path):
+    make_trainer(tmp_path / "inline", steps=4).fit()
+    make_trainer(tmp_path / "workers", steps=4, num_workers=1).fit()
+    a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "last.ckpt")["model"] for d in ("inline", "workers"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
