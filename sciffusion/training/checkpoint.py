@@ -7,8 +7,8 @@ never runs code from the file:
     step                   optimiser steps taken
     model, ema             state dicts of the denoiser and of its moving average
     optimizer, schedule, scaler   their state dicts
-    rng                    torch (CPU and every CUDA device), numpy and python states
-    generators             named torch.Generator states
+    rng                    torch (CPU and every CUDA device), numpy and python states; the noise
+                           generators are reseeded from (seed, step, micro-batch) and need none
     data                   the data-order position {epoch, batch}
     config                 the resolved run configuration (nested dicts)
 """

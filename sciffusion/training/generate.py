@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from torch import Tensor
 
 from ..domain import Batch, Domain, space_to
 from ..parameterization import Denoiser

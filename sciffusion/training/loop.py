@@ -156,7 +156,6 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
-            "generators": {},
             "data": self._sampler(self.step).position(self.step),
             "config": self.config,
         }
