@@ -135,3 +135,16 @@ def test_classifier_free_guidance_with_a_condition_from_the_command_line(tmp_pat
     _, guided = sample.draw(OmegaConf.to_container(guided_cfg, resolve=True))
     _, plain = sample.draw(OmegaConf.to_container(plain_cfg, resolve=True))
     assert len(guided) == len(plain) == 20 and not np.allclose(np.stack(guided), np.stack(plain))
+
+
+def test_demo_writes_figure_metrics_and_samples(tmp_path, capsys):
+    from sciffusion import demo
+
+    threads = torch.get_num_threads()
+    try:
+        out = demo.main(["--out", str(tmp_path / "demo"), "--steps", "20"])
+    finally:
+        torch.set_num_threads(threads)
+    assert {"figure.png", "metrics.json", "samples.npy", "samples.csv", "run"} <= {p.name for p in out.iterdir()}
+    assert "mean_error" in json.loads((out / "metrics.json").read_text())
+    assert str(out / "figure.png") in capsys.readouterr().out
