@@ -40,7 +40,9 @@ class NonFiniteLossError(FloatingPointError):
 @dataclass
 class TrainOptions:
     """The loop's options (``train:`` in the configs). ``batch_size`` is the global batch: it is split
-    over ``world_size`` ranks and ``accumulate`` accumulation steps."""
+    over ``world_size`` ranks and ``accumulate`` accumulation steps. ``save_every`` rewrites
+    ``last.ckpt``; ``keep_every`` (0 = never) keeps numbered copies. ``resume`` is "auto" (continue
+    from ``last.ckpt`` in the run directory if there is one), a checkpoint path, or None (start afresh)."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -177,7 +179,7 @@ class Trainer:
 
     def _resume_path(self) -> Path | None:
         resume = self.opts.resume
-        if resume in (None, "", "never"):
+        if not resume:
             return None
         if resume == "auto":
             return self.last_path if self.last_path.is_file() else None
