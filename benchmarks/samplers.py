@@ -30,7 +30,7 @@ import torch
 from sciffusion.processes import DiscreteVP
 from sciffusion.samplers import SAMPLERS, count_evaluations
 from sciffusion.testing import GaussianMixture, gaussian_mixture_2d, random_gaussian
-from sciffusion.timesteps import karras, uniform_log_snr
+from sciffusion.timesteps import karras, uniform_log_snr, uniform_t
 
 F64 = torch.float64
 N_TRAIN = 1000
@@ -41,6 +41,7 @@ NFES = [5, 10, 20, 50, 100]
 GRIDS = {
     "karras": lambda steps: karras(PROCESS, steps, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX),
     "logsnr": lambda steps: uniform_log_snr(PROCESS, steps, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX),
+    "uniform_t": lambda steps: uniform_t(PROCESS, steps),  # = diffusers' "trailing" timestep spacing
 }
 # name -> (sampler, options, NFE of a grid of n steps, inverse: steps for an NFE budget)
 OURS = {
