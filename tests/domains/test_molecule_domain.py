@@ -178,6 +178,7 @@ def test_sampling_run_is_rotation_and_reflection_equivariant(qm9, sampler, optio
     torch.testing.assert_close(space.mean(out[:, :3]), torch.zeros(5, 3, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
+@pytest.mark.slow
 def test_train_sample_evaluate_through_the_cli(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
 
