@@ -8,7 +8,8 @@ condition dict. A domain plugin turns its field's files into such batches and ba
     network(**options)        -> nn.Module  net(x, t [B], space, cond) -> prediction
     condition(n, generator)   -> cond dict for n new samples (labels, properties; {} if none)
     template(n, generator, cond) -> (x_like, space): the shape of n new samples
-    decode(x, space)          -> list of native objects (arrays, images, molecules, datasets)
+    decode(x, space, cond)    -> list of native objects (arrays, images, molecules, datasets)
+    state_dict() / load_state_dict(state) -> what sampling needs from the data (normalisers...)
     save(objects, out_dir)    -> list of written files (NPY, PNG, WAV, SDF, NetCDF...)
     figure(objects, path)     -> the written figure
     metrics(samples, reference) -> dict of floats
@@ -101,8 +102,9 @@ class Domain:
         the image size, atom counts drawn from the data's histogram, the grid."""
         raise NotImplementedError(f"domain {self.name!r} does not provide template()")
 
-    def decode(self, x: Tensor, space: Space) -> list[Any]:
-        """Turn a batch of samples into the field's native objects, one per sample."""
+    def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[Any]:
+        """Turn a batch of samples into the field's native objects, one per sample; ``cond`` holds
+        the conditions they were drawn with (e.g. the requested labels), for naming and metrics."""
         raise NotImplementedError(f"domain {self.name!r} does not provide decode()")
 
     def save(self, objects: Sequence[Any], out_dir: Path) -> list[Path]:
@@ -118,7 +120,18 @@ class Domain:
         data = self.dataset(split)
         n = len(data) if limit is None else min(limit, len(data))
         batch = self.collate([data[i] for i in range(n)])
-        return self.decode(batch.x, batch.space)
+        return self.decode(batch.x, batch.space, batch.cond)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the domain learned from its data and needs again at sampling time (normalisation
+        statistics, spectrogram settings, atom-count histograms), as tensors and plain values.
+        The training loop stores it in every checkpoint; the apps restore it before sampling."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned; domains without state accept only ``{}``."""
+        if state:
+            raise ValueError(f"domain {self.name!r} keeps no state but the checkpoint holds {sorted(state)}")
 
     def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
         """The field's own measures of how well ``samples`` match ``reference``."""

@@ -36,21 +36,26 @@ WEIGHTINGS: dict[str, Callable[..., Tensor]] = {
 }
 
 
+def _device(generator: torch.Generator | None) -> torch.device:
+    return torch.device("cpu") if generator is None else generator.device
+
+
 def sample_time_uniform(n: int, process: NoiseProcess, generator=None, *, t_min: float = 1e-5, **_) -> Tensor:
-    return t_min + (process.t_max - t_min) * torch.rand(n, generator=generator, dtype=torch.float64)
+    u = torch.rand(n, generator=generator, dtype=torch.float64, device=_device(generator))
+    return t_min + (process.t_max - t_min) * u
 
 
 def sample_time_log_normal(n: int, process: NoiseProcess, generator=None, *, p_mean: float = -1.2,
                            p_std: float = 1.2, **_) -> Tensor:
     """log(sigma / alpha) ~ N(p_mean, p_std^2) (Karras et al. 2022, sec. 5)."""
-    log_sigma = p_mean + p_std * torch.randn(n, generator=generator, dtype=torch.float64)
+    log_sigma = p_mean + p_std * torch.randn(n, generator=generator, dtype=torch.float64, device=_device(generator))
     return process.t_from_log_snr(-2 * log_sigma).clamp(max=process.t_max)
 
 
 def sample_time_logit_normal(n: int, process: NoiseProcess, generator=None, *, mean: float = 0.0,
                              std: float = 1.0, **_) -> Tensor:
     """t = sigmoid(N(mean, std^2)) (Esser et al. 2024, SD3, sec. 3.1)."""
-    t = torch.sigmoid(mean + std * torch.randn(n, generator=generator, dtype=torch.float64))
+    t = torch.sigmoid(mean + std * torch.randn(n, generator=generator, dtype=torch.float64, device=_device(generator)))
     return t.clamp(max=process.t_max)
 
 

@@ -32,6 +32,10 @@ def _sigma_range(process: NoiseProcess, sigma_min: float, sigma_max: float | Non
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max} "
                          f"(the process reaches scaled sigma {top:.4g} at t_max)")
+    floor = float(process.scaled_sigma(torch.tensor(0.0, dtype=_F64)))
+    if sigma_min <= floor:
+        raise ValueError(f"sigma_min={sigma_min} is not above the noise the process already has at t = 0 "
+                         f"({floor:.4g} for {process!r}); pass a larger sigma_min")
     return sigma_min, sigma_max
 
 

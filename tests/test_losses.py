@@ -175,3 +175,11 @@ def test_errors_name_the_problem():
 
     with pytest.raises(ValueError, match="shaped like its input"):
         DiffusionLoss(VPLinear())(Bad(), torch.randn(4, 3))
+
+
+def test_times_are_drawn_on_the_generator_device():
+    """Times come out on the generator's device (the CUDA case runs where a GPU is present)."""
+    loss = DiffusionLoss(VPLinear(), time_distribution="log_normal")
+    assert loss.sample_time(4, torch.Generator()).device.type == "cpu"
+    if torch.cuda.is_available():
+        assert loss.sample_time(4, torch.Generator("cuda")).device.type == "cuda"

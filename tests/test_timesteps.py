@@ -60,3 +60,12 @@ def test_bad_step_count_and_name():
 def test_noise_level_grid_on_pure_noise_end_needs_a_finite_sigma_max():
     with pytest.raises(ValueError, match="finite sigma_max"):
         karras(LinearInterpolant(), 5, sigma_max=None)
+
+
+def test_sigma_min_below_the_process_floor_is_refused():
+    from sciffusion.processes import VarianceExploding
+
+    with pytest.raises(ValueError, match="already has at t = 0"):
+        karras(VarianceExploding(), 5)  # sigma(0) = 0.01 > 0.002
+    ts = karras(VarianceExploding(), 5, sigma_min=0.02)
+    assert (ts[:-1] > 0).all()

@@ -156,3 +156,32 @@ def test_dataloader_workers_see_the_same_data_order(tmp_path):
     make_trainer(tmp_path / "workers", steps=4, num_workers=1).fit()
     a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "last.ckpt")["model"] for d in ("inline", "workers"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class StatefulToy(ToyDomain):
+    """A toy domain that learns a statistic from its data, as normalising domains do."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.scale = None
+
+    def state_dict(self):
+        if self.scale is None:
+            self.scale = self.dataset("train").points.std(0)
+        return {"scale": self.scale}
+
+    def load_state_dict(self, state):
+        self.scale = state["scale"]
+
+
+def test_domain_state_travels_in_checkpoints(tmp_path):
+    trainer = make_trainer(tmp_path, steps=4)
+    trainer.domain = StatefulToy(train_size=256, test_size=128)
+    trainer.fit()
+    state = load_checkpoint(trainer.last_path)
+    torch.testing.assert_close(state["domain"]["scale"], trainer.domain.dataset("train").points.std(0))
+    fresh = StatefulToy(train_size=256, test_size=128)
+    fresh.load_state_dict(state["domain"])
+    torch.testing.assert_close(fresh.scale, state["domain"]["scale"])
+    with pytest.raises(ValueError, match="keeps no state"):
+        ToyDomain().load_state_dict(state["domain"])

@@ -166,7 +166,7 @@ class ImagesDomain(Domain):
         return torch.zeros(num_samples, *self.shape), ImageSpace((cond or {}).get("label"))
 
     # -- outputs ---------------------------------------------------------------------------------
-    def decode(self, x: Tensor, space: Space) -> list[DecodedImage]:
+    def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[DecodedImage]:
         labels = getattr(space, "labels", None)
         labels = [None] * len(x) if labels is None else [int(v) for v in labels]
         return [DecodedImage(image_data.to_uint8(image), label) for image, label in zip(x, labels)]

@@ -282,7 +282,7 @@ class QM9Domain(Domain):
         return torch.zeros(len(batch), 3 + self.num_features), GraphSpace(batch, num_samples, zero_mean=(0, 1, 2))
 
     # -- outputs -----------------------------------------------------------------------------
-    def decode(self, x: Tensor, space: Space) -> list:
+    def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list:
         """One PyG ``Data(pos, z)`` a molecule (atoms in their input order within the molecule)."""
         from .data import from_state
 

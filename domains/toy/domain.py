@@ -91,7 +91,7 @@ class ToyDomain(Domain):
                  cond: Cond | None = None) -> tuple[Tensor, Space]:
         return torch.zeros(num_samples, 2), DenseSpace()
 
-    def decode(self, x: Tensor, space: Space) -> list[np.ndarray]:
+    def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[np.ndarray]:
         return list(x.detach().to("cpu", torch.float64).numpy())
 
     def save(self, objects: Sequence[np.ndarray], out_dir: Path) -> list[Path]:

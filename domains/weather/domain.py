@@ -265,7 +265,7 @@ class WeatherDomain(Domain):
 
         return {c: variable_attrs(self.source, c) if c in self.source.data_vars else {} for c in self.channels}
 
-    def decode(self, x: Tensor, space: Space) -> list:
+    def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list:
         """One ``xarray.Dataset`` per sample: a variable per channel on (lat, lon), NaN where masked."""
         import xarray as xr
 

@@ -25,6 +25,7 @@ def draw(opts: dict[str, Any]) -> tuple[Domain, list[Any]]:
     return the domain and the decoded samples (on every rank)."""
     state = load_checkpoint(opts["checkpoint"])
     parts = build.build(state["config"])
+    parts.domain.load_state_dict(state.get("domain", {}))  # absent in checkpoints written before it existed
     weights = state["ema"]["module"] if opts["use_ema"] else state["model"]
     parts.model.load_state_dict(weights)
     device = distributed.pick_device(opts["device"])

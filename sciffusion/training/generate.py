@@ -84,4 +84,4 @@ def generate(domain: Domain, denoiser: Denoiser, process: NoiseProcess, num_samp
 
 def decode_all(domain: Domain, batches: list[Batch]) -> list[Any]:
     """The decoded objects of every chunk, in sample order."""
-    return [obj for b in batches for obj in domain.decode(b.x, b.space)]
+    return [obj for b in batches for obj in domain.decode(b.x, b.space, b.cond)]

@@ -160,6 +160,7 @@ class Trainer:
             "rng": rng_state(),
             "data": self._sampler(self.step).position(self.step),
             "config": self.config,
+            "domain": self.domain.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -169,6 +170,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
+        self.domain.load_state_dict(state.get("domain", {}))
         self.step = int(state["step"])
 
     def save(self, path: Path | None = None) -> Path | None:
