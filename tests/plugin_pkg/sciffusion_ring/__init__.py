@@ -45,7 +45,7 @@ class RingDomain(Domain):
     def template(self, num_samples: int, *, generator=None, cond=None):
         return torch.zeros(num_samples, 2), DenseSpace()
 
-    def decode(self, x: Tensor, space) -> list[list[float]]:
+    def decode(self, x: Tensor, space, cond=None) -> list[list[float]]:
         return x.tolist()
 
     def save(self, objects, out_dir: Path) -> list[Path]:
