@@ -49,6 +49,8 @@ OURS = {
     "euler": ("euler", {}, lambda n: n),
     "heun": ("heun", {}, lambda n: 2 * n - 1),
     "dpmpp_2m": ("dpmpp_2m", {}, lambda n: n),
+    "unipc": ("unipc", {}, lambda n: n),
+    "unipc_3": ("unipc", {"order": 3}, lambda n: n),
     "dpmpp_2m_sde": ("dpmpp_2m_sde", {}, lambda n: n),
     "ddpm": ("ddpm", {}, lambda n: n),
     "euler_maruyama": ("euler_maruyama", {}, lambda n: n),

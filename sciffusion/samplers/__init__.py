@@ -19,6 +19,7 @@ from .ddim import ddim, ddpm
 from .dpm_solver import dpmpp_2m, dpmpp_2m_sde
 from .ode import euler, heun, ode
 from .sde import euler_maruyama, predictor_corrector
+from .unipc import unipc
 
 SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "ddim": ddim,
@@ -27,6 +28,7 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "heun": heun,
     "dpmpp_2m": dpmpp_2m,
     "dpmpp_2m_sde": dpmpp_2m_sde,
+    "unipc": unipc,
     "euler_maruyama": euler_maruyama,
     "predictor_corrector": predictor_corrector,
     "ode": ode,
@@ -42,5 +44,5 @@ def sample(name: str, denoiser: Denoiser, x: Tensor, ts: Tensor, **kwargs) -> Te
 
 __all__ = [
     "CountedDenoiser", "Grid", "SAMPLERS", "count_evaluations", "ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_sde",
-    "euler", "euler_maruyama", "heun", "ode", "predictor_corrector", "prior_sample", "sample",
+    "euler", "euler_maruyama", "heun", "ode", "predictor_corrector", "prior_sample", "sample", "unipc",
 ]
