@@ -142,9 +142,25 @@ def test_demo_writes_figure_metrics_and_samples(tmp_path, capsys):
 
     threads = torch.get_num_threads()
     try:
-        out = demo.main(["--out", str(tmp_path / "demo"), "--steps", "20"])
+        out = demo.main(["--out", str(tmp_path / "demo"), "--only", "toy", "--toy-steps", "20"])
     finally:
         torch.set_num_threads(threads)
-    assert {"figure.png", "metrics.json", "samples.npy", "samples.csv", "run"} <= {p.name for p in out.iterdir()}
-    assert "mean_error" in json.loads((out / "metrics.json").read_text())
-    assert str(out / "figure.png") in capsys.readouterr().out
+    toy = out / "toy"
+    assert {"figure.png", "metrics.json", "samples.npy", "samples.csv", "run"} <= {p.name for p in toy.iterdir()}
+    assert "mean_error" in json.loads((toy / "metrics.json").read_text())
+    printed = capsys.readouterr().out
+    assert str(toy) in printed and "figure.png" in printed
+    assert json.loads((out / "summary.json").read_text())["toy"]["ok"]
+
+
+def test_demo_samples_every_shipped_checkpoint_molecules_first(tmp_path):
+    """The demo's plan: one ordinary command per shipped checkpoint, molecules first."""
+    from sciffusion import demo
+
+    plan = demo.demo_steps(tmp_path)
+    names = [name for name, _, _ in plan]
+    shipped = [d for d, f in [("molecules", "qm9_cpu.ckpt"), ("images", "mnist_unet.ckpt"),
+                              ("weather", "hadisst_forecast.ckpt")] if demo.shipped(d, f) is not None]
+    assert names[:len(shipped)] == shipped and (not shipped or names[0] == shipped[0])
+    for _, _, command in plan:
+        assert command[0] == "-m" and any(arg.startswith("checkpoint=") for arg in command)
