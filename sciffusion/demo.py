@@ -24,6 +24,9 @@ import torch
 from . import registry
 
 
+REGISTERED_AS = {"molecules": "qm9"}  # folder name -> entry-point name, where they differ
+
+
 def shipped(domain_package: str, name: str) -> Path | None:
     """A checkpoint shipped in ``sciffusion_domains.<domain_package>/weights/``, if present."""
     try:
@@ -96,8 +99,9 @@ def main(argv: list[str] | None = None) -> Path:
     for name, what, command in demo_steps(out):
         if only is not None and name not in only:
             continue
-        if name not in registry.loadable():
-            summary[name] = {"skipped": f"the {name} plugin does not import; pip install 'sciffusion[{name}]'"}
+        registered = REGISTERED_AS.get(name, name)
+        if registered not in registry.loadable():
+            summary[name] = {"skipped": f"the {registered} plugin does not import; pip install 'sciffusion[{name}]'"}
             continue
         print(f"\n== {name}: {what}\n   {Path(sys.executable).name} {' '.join(command)}", flush=True)
         t0 = time.perf_counter()
