@@ -60,7 +60,8 @@ def plot_molecules_3d(molecules: MoleculeSet | Batch | Sequence[Data], path: str
 def draw_molecules_2d(molecules: MoleculeSet | Batch | Sequence[Data], path: str | Path, *, ncols: int = 4,
                       legends: Sequence[str] | None = None, panel_size: tuple[int, int] = (250, 250)) -> Path:
     """A PNG grid of RDKit 2D depictions (hydrogens hidden) of the inferred molecular graphs;
-    molecules that do not sanitise are drawn as their raw graph."""
+    molecules that do not sanitise are drawn as their raw graph, and the rare graph RDKit cannot lay
+    out (degenerate samples of an undertrained model) as an empty panel marked so."""
     from rdkit import Chem, RDLogger
     from rdkit.Chem import AllChem, Draw
 
@@ -79,8 +80,14 @@ def draw_molecules_2d(molecules: MoleculeSet | Batch | Sequence[Data], path: str
             mol.RemoveAllConformers()
             AllChem.Compute2DCoords(mol)
             flat.append(mol)
-        image = Draw.MolsToGridImage(flat, molsPerRow=ncols, subImgSize=tuple(panel_size),
-                                     legends=list(legends) if legends is not None else None, returnPNG=False)
+        legends = list(legends) if legends is not None else [""] * len(flat)
+        for i, mol in enumerate(flat):
+            try:
+                Draw.MolToImage(mol, size=(60, 60))
+            except RuntimeError:  # e.g. "Cannot normalize a zero length vector"
+                flat[i], legends[i] = Chem.Mol(), f"{legends[i]} (cannot be drawn)".strip()
+        image = Draw.MolsToGridImage(flat, molsPerRow=ncols, subImgSize=tuple(panel_size), legends=legends,
+                                     returnPNG=False)
     finally:
         RDLogger.EnableLog("rdApp.*")
     path = Path(path)
