@@ -26,23 +26,15 @@ def _multistep_estimate(x0_hat: Tensor, x0_prev: Tensor | None, h: float, h_prev
     return x0_hat + (x0_hat - x0_prev) / (2 * r)
 
 
-@torch.no_grad()
 def dpmpp_2m(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, space: Space | None = None,
              cond: Cond | None = None, generator: torch.Generator | None = None,
              callback: Callback | None = None) -> Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2): second order from the second step on, first
-    order on the first step and on the last (to sigma = 0, where it returns x0_hat). Best on a grid
-    uniform in log-SNR or Karras's. One evaluation per step. ``generator`` is unused."""
-    grid, space, cond = setup(process, ts, space, cond)
-    x0_prev, h_prev = None, 0.0
-    for i in range(grid.steps - 1):
-        x0_hat = denoise(denoiser, x, grid.t[i], space, cond)
-        h = grid.lam[i + 1] - grid.lam[i]
-        d = _multistep_estimate(x0_hat, x0_prev, h, h_prev)
-        x = space.project(grid.sigma[i + 1] / grid.sigma[i] * x - grid.alpha[i + 1] * math.expm1(-h) * d)  # eq. 9
-        x0_prev, h_prev = x0_hat, h
-        report(callback, i, grid, x, x0_hat)
-    return finish(denoiser, x, grid, space, cond, callback)
+    """DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2, eq. 9: x_s = (sigma_s / sigma_t) x_t - alpha_s
+    (e^{-h} - 1) D): second order from the second step on, first order on the first step and on the
+    last (to sigma = 0, where it returns x0_hat). Best on a grid uniform in log-SNR or Karras's. One
+    evaluation per step. It is ``dpmpp_2m_sde`` with eta = 0, which draws no noise."""
+    return dpmpp_2m_sde(denoiser, x, ts, process=process, space=space, cond=cond, eta=0.0, generator=generator,
+                        callback=callback)
 
 
 @torch.no_grad()
