@@ -12,6 +12,7 @@ for name in ("heun", "euler", "dpmpp_2m"):
         if r["sampler"] != name:
             continue
         m = r["metrics"]
-        cfg = "none" if run.parent.name.endswith("nocfg") else "CFG 2"
+        tag = run.parent.name.rsplit("_", 1)[-1]  # S_K (CFG 2), S_K_nocfg, S_K_cfgX
+        cfg = "none" if tag == "nocfg" else f"CFG {tag[3:]}" if tag.startswith("cfg") else "CFG 2"
         print(f"| {name} | {r['steps']} | {nfe[name](r['steps'])} | {cfg} | {m['fd']:.2f} | {m['precision']:.2f} | "
               f"{m['recall']:.2f} | {m['inception_score']:.2f} | {m['class_accuracy']:.2f} |")
