@@ -119,7 +119,9 @@ class ReconstructionGuidance:
     ``testing.gaussian_mixture_2d`` with its second coordinate observed as 1 +- 0.5, the exact posterior
     puts 0.03% of its mass on the mode at height 3.46, guided DDIM with 200 steps 27%).
     Inpainting (A keeps the known entries), super-resolution (A downsamples) and data assimilation
-    (A interpolates to stations) are all this with another A.
+    (A interpolates to stations) are all this with another A. The variance r_t^2 A A^T is taken to be
+    r_t^2 I, i.e. A A^T = I (true for selections): for an operator with A A^T = c I, such as average
+    pooling by f (c = 1/f^2), pass A' = A / sqrt(c), y' = y / sqrt(c), noise_std' = noise_std / sqrt(c).
 
     ``observe`` is A, any differentiable callable on an x0 estimate shaped like the batch; ``y`` its
     observed values (broadcastable to A's output). A must not mix samples.
