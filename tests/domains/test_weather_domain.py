@@ -190,7 +190,7 @@ def test_masked_net_without_a_mask_counts_every_point():
 
 def test_a_zarr_store_opens_lazily_through_the_domain(tmp_path, hadisst):
     pytest.importorskip("zarr")
-    hadisst.source.chunk({"time": 1}).to_zarr(tmp_path / "sst.zarr")
+    hadisst.source.chunk({"time": 1}).to_zarr(tmp_path / "sst.zarr", zarr_format=2)
     lazy = make_domain("weather", sources=[{"path": str(tmp_path / "sst.zarr"), "variables": ["sst"]}],
                        chunks={"time": 1}, in_memory=False)
     assert lazy.fields.chunks is not None and lazy.fields.chunks[0] == (1,) * 372
