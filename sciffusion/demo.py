@@ -42,7 +42,7 @@ def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
     if (ckpt := shipped("molecules", "qm9_cpu.ckpt")) is not None:
         steps.append(("molecules", "3D molecules (SDF, XYZ, 3D and 2D figures) with EDM's stability/validity metrics",
                       ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=64", "batch_size=64",
-                       "sampler=heun", "steps=40", "save_samples=true", "reference_limit=500",
+                       "sampler=ddpm", "grid=uniform_t", "steps=100", "save_samples=true", "reference_limit=500",
                        f"out_dir={out / 'molecules'}"]))
     if (ckpt := shipped("images", "mnist_unet.ckpt")) is not None:
         steps.append(("images", "class-conditional digits with classifier-free guidance (PNGs, grid, classifier FD)",
