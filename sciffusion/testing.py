@@ -9,6 +9,10 @@ Data are dense ``[B, D]`` tensors; everything is computed in float64 by default.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -162,3 +166,20 @@ def assert_matches_target(samples: Tensor, target: GaussianMixture, *, mean_tol:
             problems.append(f"mode weights {weights.tolist()} vs {target.weights.tolist()} (max gap {worst:.4f} > {weight_tol})")
     if problems:
         raise AssertionError("samples do not match the target: " + "; ".join(problems))
+
+
+def run_app(app: str, *args: str, cwd: str | Path, torchrun: int = 0, check: bool = True,
+            timeout: float = 300) -> "subprocess.CompletedProcess[str]":
+    """Run ``sciffusion-<app>`` (train, sample, evaluate) with Hydra overrides ``args`` in a subprocess
+    of this interpreter, as a user would, on one thread; ``torchrun=N`` starts N ranks. With ``check``,
+    a failure raises with the tail of the app's output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    if torchrun:
+        launcher = [str(Path(sys.executable).parent / "torchrun"), "--standalone", f"--nproc_per_node={torchrun}"]
+    else:
+        launcher = [sys.executable]
+    out = subprocess.run([*launcher, "-m", f"sciffusion.cli.{app}", *args], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{app} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out

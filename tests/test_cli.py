@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from sciffusion.cli import sample, train
+from sciffusion.testing import run_app
 from sciffusion.training import load_checkpoint
 
-BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
 TINY = ["train.steps=6", "train.batch_size=32", "train.progress=false", "train.tensorboard=false",
         "train.log_every=2", "train.save_every=3", "domain.train_size=256", "domain.test_size=128",
@@ -25,15 +25,7 @@ TINY = ["train.steps=6", "train.batch_size=32", "train.progress=false", "train.t
 SAMPLE = ["num_samples=20", "batch_size=8", "steps=4"]
 
 
-def run(app: str, *args: str, cwd: Path, torchrun: int = 0, check: bool = True) -> subprocess.CompletedProcess:
-    if torchrun:
-        cmd = [str(BIN / "torchrun"), "--standalone", f"--nproc_per_node={torchrun}", "-m", f"sciffusion.cli.{app}"]
-    else:
-        cmd = [sys.executable, "-m", f"sciffusion.cli.{app}"]
-    out = subprocess.run(cmd + list(args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{app} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return out
+run = run_app
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,6 @@
 """The images domain plugin: batches, conditions, networks, decoded files and figures, metrics that
 separate real digits from noise, and a tiny train / sample with CFG / evaluate through the CLI."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +9,11 @@ import torch
 pytest.importorskip("PIL")
 
 from sciffusion import registry  # noqa: E402
+from sciffusion.testing import run_app  # noqa: E402
 from sciffusion_domains.images import data  # noqa: E402
 from sciffusion_domains.images.domain import DecodedImage, ImagesDomain, ImageSpace, stack  # noqa: E402
 from sciffusion_domains.images.networks import DiT, UNet  # noqa: E402
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +124,7 @@ def test_metrics_separate_real_digits_from_noise(digits):
     assert torch.allclose(stack(real), digits.dataset("val").tensors()[0], atol=1 / 127.5)  # uint8 rounding
 
 
-def run(app: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", f"sciffusion.cli.{app}", *args], cwd=cwd, env=ENV,
-                         capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        raise AssertionError(f"{app} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return out
+run = run_app
 
 
 def test_train_sample_with_cfg_and_evaluate_through_the_cli(tmp_path):

@@ -1,9 +1,6 @@
 """Inverse problems on images: masks and operators, the super-resolution guidance against the exact
 posterior of Gaussian images, and inpainting / super-resolution / denoising end to end through
 ``sciffusion-sample`` with a checkpoint trained here through ``sciffusion-train``."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +11,13 @@ pytest.importorskip("PIL")
 
 from sciffusion.processes import make_process  # noqa: E402
 from sciffusion.samplers import prior_sample, sample  # noqa: E402
+from sciffusion.testing import run_app  # noqa: E402
 from sciffusion.timesteps import make_grid  # noqa: E402
 from sciffusion_domains.images import data, inverse  # noqa: E402
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
 
 
-def run(app: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", f"sciffusion.cli.{app}", *args], cwd=cwd, env=ENV,
-                         capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        raise AssertionError(f"{app} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return out
+run = run_app
 
 
 def test_masks_mark_the_missing_pixels(tmp_path):
