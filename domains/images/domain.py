@@ -6,8 +6,7 @@
 
 Decoded samples are ``DecodedImage`` objects: uint8 pixels and the class the sample was drawn for
 (``None`` if unconditional), so that ``save`` can name files after it and ``metrics`` can check that the
-classifier recognises it. The class travels from ``template`` to ``decode`` inside the batch's space
-(``ImageSpace``) because ``decode`` receives only ``(x, space)``.
+classifier recognises it; ``decode`` reads it from the conditions the samples were drawn with.
 """
 from __future__ import annotations
 
@@ -29,14 +28,6 @@ from . import data as image_data
 DATASETS = ("mnist5k", "sklearn_digits", "fashion_mnist", "folder")
 NETWORKS = ("unet", "dit")
 OBSERVATION = "observation.png"  # written by an inverse-problem guidance (see ``inverse``) into out_dir
-
-
-class ImageSpace(DenseSpace):
-    """A dense space whose samples know their class: ``labels [B]`` (long) or ``None``."""
-
-    def __init__(self, labels: Tensor | None = None):
-        super().__init__()
-        self.labels = labels
 
 
 @dataclass
@@ -120,7 +111,7 @@ class ImagesDomain(Domain):
     def collate(self, items: Sequence[tuple[Tensor, int]]) -> Batch:
         images = torch.stack([image for image, _ in items])
         labels = torch.tensor([label for _, label in items], dtype=torch.long)
-        return Batch(images, ImageSpace(labels), {"label": labels} if self.conditional else {})
+        return Batch(images, DenseSpace(), {"label": labels} if self.conditional else {})
 
     # -- model -----------------------------------------------------------------------------------
     def network(self, *, kind: str = "unet", unet: dict[str, Any] | None = None,
@@ -163,11 +154,11 @@ class ImagesDomain(Domain):
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:
-        return torch.zeros(num_samples, *self.shape), ImageSpace((cond or {}).get("label"))
+        return torch.zeros(num_samples, *self.shape), DenseSpace()
 
     # -- outputs ---------------------------------------------------------------------------------
     def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[DecodedImage]:
-        labels = getattr(space, "labels", None)
+        labels = (cond or {}).get("label")
         labels = [None] * len(x) if labels is None else [int(v) for v in labels]
         return [DecodedImage(image_data.to_uint8(image), label) for image, label in zip(x, labels)]
 

@@ -11,7 +11,7 @@ pytest.importorskip("PIL")
 from sciffusion import registry  # noqa: E402
 from sciffusion.testing import run_app  # noqa: E402
 from sciffusion_domains.images import data  # noqa: E402
-from sciffusion_domains.images.domain import DecodedImage, ImagesDomain, ImageSpace, stack  # noqa: E402
+from sciffusion_domains.images.domain import DecodedImage, ImagesDomain, stack  # noqa: E402
 from sciffusion_domains.images.networks import DiT, UNet  # noqa: E402
 
 
@@ -31,7 +31,8 @@ def test_batches_are_images_in_symmetric_range_with_labels(digits):
     batch = digits.collate([data_[i] for i in range(12)])
     assert batch.x.shape == (12, 1, 8, 8) and batch.x.dtype == torch.float32
     assert batch.x.min() >= -1 and batch.x.max() <= 1
-    assert torch.equal(batch.cond["label"], batch.space.labels) and batch.cond["label"].dtype == torch.long
+    true_labels = torch.tensor([data_[i][1] for i in range(12)])
+    assert torch.equal(batch.cond["label"], true_labels) and batch.cond["label"].dtype == torch.long
     assert not ImagesDomain(dataset="sklearn_digits").collate([data_[0]]).cond
     assert digits.shape == (1, 8, 8) and digits.num_classes == 10
 
@@ -52,15 +53,15 @@ def test_conditions_balanced_fixed_listed_or_unconditional(digits):
         ImagesDomain(dataset="sklearn_digits").condition(2, label=3)
 
 
-def test_template_carries_the_labels_to_decode(digits):
+def test_decode_names_the_requested_labels(digits):
     cond = digits.condition(4, label=3)
     x, space = digits.template(4, cond=cond)
-    assert x.shape == (4, 1, 8, 8) and isinstance(space, ImageSpace)
-    objects = digits.decode(torch.rand(4, 1, 8, 8) * 2 - 1, space)
+    assert x.shape == (4, 1, 8, 8)
+    objects = digits.decode(torch.rand(4, 1, 8, 8) * 2 - 1, space, cond)
     assert all(isinstance(o, DecodedImage) and o.label == 3 for o in objects)
     assert objects[0].pixels.dtype == np.uint8 and objects[0].pixels.shape == (8, 8, 1)
     assert objects[0].to_pil().size == (8, 8)
-    assert digits.decode(x, ImagesDomain(dataset="sklearn_digits").template(4)[1])[0].label is None
+    assert digits.decode(x, space)[0].label is None  # no conditions: unconditional samples
 
 
 def test_networks_take_the_classes_of_a_conditional_domain(digits):
