@@ -12,7 +12,6 @@ from pathlib import Path
 from sciffusion_domains.images.classifier import accuracy, save_classifier, train_classifier
 from sciffusion_domains.images.data import ImageDataset
 
-from .data import DIGITS
 
 SHIPPED = "spoken_digits_classifier.pt"
 
@@ -32,12 +31,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=None, help="a folder of audio, one sub-folder per class "
+                                                     "(default: the spoken digits)")
+    parser.add_argument("--n-fft", type=int, default=512)
+    parser.add_argument("--hop-length", type=int, default=256)
+    parser.add_argument("--n-mels", type=int, default=80, help="0: linear-frequency STFT")
     args = parser.parse_args(argv)
-    domain = AudioDomain()
-    train, test = (ImageDataset(*domain.dataset(s).tensors, class_names=DIGITS) for s in ("train", "test"))
+    domain = AudioDomain(dataset="folder" if args.root else "spoken_digits", root=args.root, n_fft=args.n_fft,
+                         hop_length=args.hop_length, n_mels=args.n_mels)
+    train, test = (ImageDataset(*domain.dataset(s).tensors, class_names=domain.class_names) for s in ("train", "test"))
     model = train_classifier(train, epochs=args.epochs, max_shift=2, seed=args.seed)
     test_accuracy = accuracy(model, *test.tensors())
-    save_classifier(model, args.out, meta={"dataset": "spoken_digits", "image_shape": list(train.shape),
+    save_classifier(model, args.out, meta={"dataset": args.root or "spoken_digits", "image_shape": list(train.shape),
                                            "train_size": len(train), "test_size": len(test), "epochs": args.epochs,
                                            "seed": args.seed, "test_accuracy": test_accuracy,
                                            "spectrogram": domain.spec.to_dict()})

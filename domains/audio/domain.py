@@ -52,8 +52,8 @@ class AudioDomain(Domain):
     extra = "audio"
 
     def __init__(self, *, dataset: str = "spoken_digits", root: str | None = None, conditional: bool = True,
-                 sample_rate: int = 16000, seconds: float = 1.0, n_fft: int = 512, hop_length: int = 128,
-                 n_mels: int = 128, griffin_lim_iters: int = 64, classifier: str | None = None,
+                 sample_rate: int = 16000, seconds: float = 1.0, n_fft: int = 512, hop_length: int = 256,
+                 n_mels: int = 80, griffin_lim_iters: int = 64, classifier: str | None = None,
                  split_seed: int = 0, digits: dict[str, Any] | None = None, cache: str | None = None):
         if dataset not in ("spoken_digits", "folder"):
             raise ValueError(f"unknown audio dataset {dataset!r}; choose 'spoken_digits' or 'folder' (with root=)")
@@ -211,7 +211,16 @@ class AudioDomain(Domain):
 
         from .classifier import shipped_classifier_path
 
-        return load_classifier(self.classifier_path or shipped_classifier_path())
+        model = load_classifier(self.classifier_path or shipped_classifier_path())
+        trained_on = model.meta.get("spectrogram")
+        if trained_on is not None:  # the judge reads the model's spectrograms, so they must be alike
+            trained_on = replace(SpectrogramConfig(**trained_on), griffin_lim_iters=self.spec.griffin_lim_iters)
+            if trained_on != self.spec:
+                raise ValueError(f"the metrics classifier was trained on spectrograms {trained_on}, not this domain's "
+                                 f"{self.spec}; train one for these settings (python -m "
+                                 "sciffusion_domains.audio.classifier --out FILE, with the same domain options) "
+                                 "and pass classifier=FILE")
+        return model
 
     def metrics(self, samples: Sequence[AudioSample], reference: Sequence[AudioSample]) -> dict[str, float]:
         """Frechet distance, precision/recall and inception-style score in the classifier's feature

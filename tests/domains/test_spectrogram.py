@@ -15,7 +15,7 @@ def _chirp(n=4, seconds=0.5, rate=16000):
 def test_shapes_for_mel_and_linear():
     audio = _chirp()
     mel, lin = SpectrogramConfig(), SpectrogramConfig(n_mels=0)
-    assert mel.log_spectrogram(audio).shape == (4, 128, mel.frames(audio.shape[1]))
+    assert mel.log_spectrogram(audio).shape == (4, 80, mel.frames(audio.shape[1]))
     assert lin.log_spectrogram(audio).shape == (4, 257, lin.frames(audio.shape[1]))
 
 
