@@ -53,9 +53,10 @@ class Batch:
 
 
 def space_to(space: Space, device: torch.device | str) -> Space:
-    """The same space with its index tensors (mask, batch) on ``device``."""
+    """The same space with its tensors (mask, weights, batch) on ``device``."""
     if isinstance(space, DenseSpace):
-        return space if space.mask is None else DenseSpace(space.mask.to(device))
+        move = lambda v: None if v is None else v.to(device)
+        return DenseSpace(move(space.mask), move(space.weights))
     if isinstance(space, GraphSpace):
         return GraphSpace(space.batch.to(device), space.num_samples, space.zero_mean)
     return space.to(device) if hasattr(space, "to") else space

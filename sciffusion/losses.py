@@ -87,7 +87,8 @@ class DiffusionLoss:
 
     ``model`` is anything with ``.target`` and ``.predict(x_t, t, space, cond)`` returning its
     prediction of that target (``ModelDenoiser``, ``EDMPrecond``). Returns the loss ``[B]``.
-    Masked entries (``DenseSpace(mask=...)``) are zeroed before noising and do not count.
+    Masked entries (``DenseSpace(mask=...)``) are zeroed before noising and do not count;
+    ``DenseSpace(weights=...)`` makes the per-sample mean a weighted one (see ``DenseSpace``).
     """
 
     def __init__(self, process: NoiseProcess, *, weighting: str = "uniform", time_distribution: str = "uniform",
@@ -132,7 +133,10 @@ class DiffusionLoss:
         if out.shape != target.shape:
             raise ValueError(f"the network returned shape {tuple(out.shape)} for data of shape {tuple(target.shape)}; "
                              "it must predict a tensor shaped like its input")
-        mse = space.sum((out - target) ** 2) / space.dims(x0)
+        # per-sample mean over counted entries; weighted where the space carries quadrature weights
+        # (e.g. cos(latitude) on a lat-lon grid), so the loss is an area mean like the metrics
+        sq = (out - target) ** 2
+        mse = space.average(sq) if hasattr(space, "average") else space.sum(sq) / space.dims(x0)
         return self.weight(model, t).to(mse) * mse
 
 

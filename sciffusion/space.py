@@ -33,6 +33,10 @@ class Space(Protocol):
     def dims(self, x: Tensor) -> Tensor:
         """Degrees of freedom of each sample ``[B]`` (counted entries minus constrained ones)."""
 
+    def average(self, values: Tensor) -> Tensor:
+        """Per-sample mean ``[B]`` of a per-element tensor shaped like ``x``, as a loss averages it:
+        ``sum / dims``, or a weighted mean where the space carries weights (``DenseSpace``)."""
+
 
 def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -41,10 +45,20 @@ def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
 class DenseSpace:
     """Samples stacked on the first axis. ``mask`` (bool, broadcastable to one sample or to the
     batch; True = counted) marks entries that do not exist, such as land in a sea-surface field:
-    they are kept at zero, never count in a loss and are not degrees of freedom."""
+    they are kept at zero, never count in a loss and are not degrees of freedom.
 
-    def __init__(self, mask: Tensor | None = None):
-        self.mask = mask
+    ``weights`` (non-negative, broadcastable like the mask, e.g. cos(latitude) as ``[1, 1, H, 1]``)
+    are quadrature weights for ``average``, the loss's reduction: a regular latitude-longitude grid
+    over-counts high latitudes, so an unweighted mean is not an area mean. ``average`` is
+    ``sum(w v) / sum(w)`` over counted entries, so only ratios of weights matter, uniform weights
+    give the plain mean and the loss keeps its scale; by convention domains pass weights scaled to
+    mean 1 over counted entries. ``sum``, ``dims`` and everything else ignore the weights, so
+    samplers and likelihoods are unchanged."""
+
+    def __init__(self, mask: Tensor | None = None, weights: Tensor | None = None):
+        if weights is not None and not (torch.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError("DenseSpace weights must be finite and non-negative")
+        self.mask, self.weights = mask, weights
 
     def batch_size(self, x: Tensor) -> int:
         return x.shape[0]
@@ -75,6 +89,12 @@ class DenseSpace:
             per = x[0].numel() if x.dim() > 0 else 1
             return torch.full((x.shape[0],), float(per), device=x.device, dtype=x.dtype)
         return self._full_mask(x).reshape(x.shape[0], -1).sum(1).to(x.dtype)
+
+    def average(self, values: Tensor) -> Tensor:
+        if self.weights is None:
+            return self.sum(values) / self.dims(values)
+        w = torch.broadcast_to(self.weights.to(values), values.shape)
+        return self.sum(w * values) / self.sum(w)
 
 
 class GraphSpace:
@@ -130,3 +150,6 @@ class GraphSpace:
     def dims(self, x: Tensor) -> Tensor:
         per_row = x[0].numel() if x.dim() > 1 else 1
         return (self.counts.to(x) * per_row - len(self.zero_mean)).to(x.dtype)
+
+    def average(self, values: Tensor) -> Tensor:
+        return self.sum(values) / self.dims(values)

@@ -183,3 +183,57 @@ def test_times_are_drawn_on_the_generator_device():
     assert loss.sample_time(4, torch.Generator()).device.type == "cpu"
     if torch.cuda.is_available():
         assert loss.sample_time(4, torch.Generator("cuda")).device.type == "cuda"
+
+
+class _Constant(torch.nn.Module):
+    """Predicts a fixed eps, so the loss is a known function of the noise the loss draws."""
+    target = get_target("eps")
+
+    def predict(self, x, t, space, cond):
+        return torch.full_like(x, 0.5)
+
+
+def test_area_weights_weigh_the_per_sample_mean():
+    """(out - eps)^2 averaged with weights w over unmasked entries: sum(w e) / sum(w), by hand."""
+    x0 = torch.randn(3, 2, 4, 5, dtype=F64)
+    mask = torch.ones(2, 4, 5, dtype=torch.bool)
+    mask[0, 1, 2] = mask[1, 3, :] = False
+    w = torch.cos(torch.deg2rad(torch.tensor([-60.0, -20.0, 20.0, 60.0], dtype=F64))).reshape(1, 1, 4, 1)
+    w = w / w.expand(1, 2, 4, 5)[0][mask].mean()  # the documented convention: mean one over counted entries
+    t = torch.full((3,), 0.4, dtype=F64)
+    loss = DiffusionLoss(VPLinear())(_Constant(), x0, space=DenseSpace(mask, w), t=t,
+                                     generator=torch.Generator().manual_seed(0))
+    eps = DenseSpace(mask).randn_like(x0, torch.Generator().manual_seed(0))  # the same draw as the loss's
+    err, full_w = (0.5 - eps) ** 2, w.expand(3, 2, 4, 5) * mask
+    expected = (full_w * err).sum((1, 2, 3)) / full_w.sum((1, 2, 3))
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    unweighted = DiffusionLoss(VPLinear())(_Constant(), x0, space=DenseSpace(mask), t=t,
+                                           generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(unweighted, (err * mask).sum((1, 2, 3)) / mask.sum(), rtol=1e-12, atol=0)
+    assert not torch.allclose(loss, unweighted)
+
+
+@pytest.mark.parametrize("value", [1.0, 0.37])
+def test_uniform_weights_reproduce_the_unweighted_loss(value):
+    x0 = torch.randn(4, 1, 3, 6, dtype=F64)  # float32 agrees to its own rounding (1e-7 relative), float64 to 1e-15
+    mask = torch.rand(1, 3, 6, generator=torch.Generator().manual_seed(1)) > 0.3
+    run = lambda space: DiffusionLoss(EDM())(_Constant(), x0, space=space, generator=torch.Generator().manual_seed(2))
+    weighted, plain = run(DenseSpace(mask, torch.full((1, 1, 3, 1), value, dtype=F64))), run(DenseSpace(mask))
+    if value == 1.0:
+        assert torch.equal(weighted, plain)
+    torch.testing.assert_close(weighted, plain, rtol=1e-12, atol=0)
+
+
+def test_masked_points_stay_out_of_the_weighted_loss():
+    """Garbage and huge weights at a masked point change nothing."""
+    mask = torch.tensor([True, True, False, True])
+    x0 = torch.randn(8, 4, dtype=F64)
+
+    def run(garbage, weight):
+        x = x0.clone()
+        x[:, 2] = garbage
+        w = torch.tensor([1.0, 2.0, weight, 0.5], dtype=F64)
+        return DiffusionLoss(VPLinear())(_Constant(), x, space=DenseSpace(mask, w), generator=torch.Generator().manual_seed(3))
+
+    torch.testing.assert_close(run(float("nan"), 1.0), run(1e6, 1e6), rtol=0, atol=0)
+    assert run(0.0, 1.0).isfinite().all()

@@ -46,3 +46,27 @@ def test_graph_projection_is_idempotent():
 def test_graph_space_rejects_empty_samples():
     with pytest.raises(ValueError, match="no rows"):
         GraphSpace(torch.tensor([0, 0, 2]), 3)
+
+
+def test_dense_weights_make_average_a_weighted_mean_over_counted_entries():
+    mask = torch.tensor([[True, False, True]])
+    w = torch.tensor([[1.0, 7.0, 3.0]])  # the masked entry's weight must not count
+    s = DenseSpace(mask, w)
+    v = torch.tensor([[2.0, 100.0, 4.0], [1.0, float("nan"), 5.0]])
+    torch.testing.assert_close(s.average(v), torch.tensor([(1 * 2 + 3 * 4) / 4, (1 * 1 + 3 * 5) / 4]))
+    torch.testing.assert_close(s.sum(v), torch.tensor([6.0, 6.0]))  # sum and dims ignore the weights
+    torch.testing.assert_close(s.dims(v), torch.tensor([2.0, 2.0]))
+    assert torch.equal(DenseSpace(mask).average(v), DenseSpace(mask).sum(v) / 2)
+    with pytest.raises(ValueError, match="non-negative"):
+        DenseSpace(weights=torch.tensor([1.0, -1.0]))
+
+
+def test_space_to_keeps_mask_and_weights():
+    from sciffusion.domain import Batch, space_to
+
+    mask, w = torch.tensor([True, False]), torch.tensor([0.5, 1.5])
+    moved = space_to(DenseSpace(mask, w), "cpu")
+    assert torch.equal(moved.mask, mask) and torch.equal(moved.weights, w)
+    assert space_to(DenseSpace(), "cpu").weights is None
+    batch = Batch(torch.zeros(1, 2), DenseSpace(mask, w)).to("cpu", torch.float64)
+    assert torch.equal(batch.space.weights, w)
