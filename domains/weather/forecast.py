@@ -115,8 +115,7 @@ def rollout(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, po
     the member's own samples. Stochastic samplers draw their noise from one generator per chunk
     of ``batch_size`` rows, seeded by (seed, lead, chunk).
     """
-    mask = domain.mask
-    space = DenseSpace(mask)
+    space = domain.space()
     c = len(domain.channels)
     rows = [(i, m) for i in range(len(positions)) for m in range(members)]
     fields = _history(domain, positions).repeat_interleave(members, dim=0)

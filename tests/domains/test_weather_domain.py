@@ -165,6 +165,7 @@ def test_condition_and_template(hadisst):
     torch.testing.assert_close(cond["vector"][0], month_vector(torch.tensor([5]))[0])
     x, space = hadisst.template(3, cond=cond)
     assert x.shape == (3, 1, 13, 57) and torch.equal(space.mask, hadisst.mask)
+    assert torch.equal(space.weights, hadisst.loss_weights)
     assert hadisst.condition(2, unconditional=True)["drop"].all()
     with pytest.raises(ValueError, match="not a target month"):
         hadisst.condition(1, init_time="1995-01")
@@ -200,3 +201,36 @@ def test_a_zarr_store_opens_lazily_through_the_domain(tmp_path, hadisst):
     item, same = lazy.dataset("train")[5], hadisst.dataset("train")[5]
     torch.testing.assert_close(item["x"], same["x"])
     torch.testing.assert_close(lazy.normaliser.mean, hadisst.normaliser.mean)
+
+
+def test_batches_carry_cos_latitude_weights_with_mean_one_over_the_ocean(hadisst, batch):
+    w = batch.space.weights
+    assert w.shape == (1, 1, 13, 1) and w.dtype == torch.float32
+    cos = torch.cos(torch.deg2rad(torch.tensor(hadisst.lat, dtype=torch.float64)))
+    expected = cos / cos.reshape(1, -1, 1).expand(1, 13, 57)[hadisst.mask].mean()
+    torch.testing.assert_close(w.flatten().double(), expected, rtol=1e-6, atol=0)
+    assert float(w.expand(1, 1, 13, 57)[0][hadisst.mask].mean()) == pytest.approx(1.0, abs=1e-6)
+    moved = batch.to("cpu", torch.float64)
+    assert torch.equal(moved.space.weights, w) and torch.equal(moved.space.mask, hadisst.mask)
+    # the loss is the area mean: with the weights it differs from the plain mean, by little on 30S-30N
+    process = make_process("edm")
+    torch.manual_seed(0)
+    model = EDMPrecond(hadisst.network(**TINY_NET), process, sigma_data=1.0)
+    run = lambda space: DiffusionLoss(process)(model, batch.x, space=space, cond=batch.cond,
+                                               generator=torch.Generator().manual_seed(0))
+    weighted, plain = run(batch.space), run(DenseSpace(hadisst.mask))
+    assert not torch.equal(weighted, plain) and torch.allclose(weighted, plain, rtol=0.1)
+
+
+def test_area_weights_follow_latitude_either_way_up(hadisst, tmp_path):
+    # a north-to-south file is read south to north, weights and all
+    path = tmp_path / "flipped.nc"
+    hadisst.source.isel(lat=slice(None, None, -1)).to_netcdf(path)
+    flipped = make_domain("weather", sources=[{"path": str(path), "variables": ["sst"]}])
+    data = flipped.dataset("train")
+    torch.testing.assert_close(flipped.collate([data[0]]).space.weights, hadisst.loss_weights)
+    # and fields held north to south get their weights row by row
+    north_first = WeatherDomain()
+    north_first.__dict__["fields"] = hadisst.fields.isel(lat=slice(None, None, -1))
+    assert north_first.lat[0] > north_first.lat[-1]
+    torch.testing.assert_close(north_first.loss_weights, hadisst.loss_weights.flip(2))
