@@ -152,15 +152,26 @@ class LoadReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def read_clip(path: str | Path, *, sample_rate: int = 16000, seconds: float = 1.0,
+              trim_db: float | None = None) -> np.ndarray:
+    """One audio file as a mono clip of ``seconds`` at ``sample_rate`` (resampled; optionally trimmed
+    of leading and trailing silence, then centred, padded or cut by ``fit_length``)."""
+    import librosa
+    import soundfile
+
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    audio = librosa.resample(audio.mean(1), orig_sr=rate, target_sr=sample_rate)
+    if trim_db is not None:
+        audio, _ = librosa.effects.trim(audio, top_db=trim_db)
+    return fit_length(audio, int(round(sample_rate * seconds)))
+
+
 def load_audio_folder(root: str | Path, *, sample_rate: int = 16000, seconds: float = 1.0,
                       trim_db: float | None = 40.0) -> tuple[torch.Tensor, torch.Tensor, list[str], LoadReport]:
     """Every audio file under ``root/<class>/`` as mono clips ``[N, samples]``, labels ``[N]`` and the
     class names (sorted sub-folder names). Files are resampled, trimmed of leading and trailing
     silence (``trim_db=None`` keeps it) and centred in ``seconds``. Unreadable files are reported by
     name in the returned report and a warning; the rest still load."""
-    import librosa
-    import soundfile
-
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"audio folder {root} does not exist; expected {root}/<class>/<file>.wav")
@@ -168,20 +179,15 @@ def load_audio_folder(root: str | Path, *, sample_rate: int = 16000, seconds: fl
     if not classes:
         raise ValueError(f"{root} has no class sub-folders; put each class's files in {root}/<class>/")
     clips, labels, report = [], [], LoadReport()
-    length = int(round(sample_rate * seconds))
     for label, name in enumerate(classes):
         for path in sorted((root / name).rglob("*")):
             if path.suffix.lower() not in AUDIO_SUFFIXES:
                 continue
             try:
-                audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-                audio = librosa.resample(audio.mean(1), orig_sr=rate, target_sr=sample_rate)
-                if trim_db is not None:
-                    audio, _ = librosa.effects.trim(audio, top_db=trim_db)
+                clips.append(read_clip(path, sample_rate=sample_rate, seconds=seconds, trim_db=trim_db))
             except Exception as error:  # a bad file is reported, never fatal
                 report.failed.append((str(path), f"{type(error).__name__}: {error}"))
                 continue
-            clips.append(fit_length(audio, length))
             labels.append(label)
             report.loaded += 1
     if report.failed:

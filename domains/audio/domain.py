@@ -136,7 +136,14 @@ class AudioDomain(Domain):
         return UNet(1, num_classes=self.num_classes if self.conditional else 0, **options)
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
-                  label: int | str | None = None) -> Cond:
+                  label: int | str | None = None, unconditional: bool = False) -> Cond:
+        """``{"label": [B]}``: every sample ``label`` (an index or a class name such as "seven"), or
+        random classes. ``unconditional=True`` asks a conditional model for unconditional samples
+        (the null class), as gap filling and continuation do by default."""
+        if unconditional:
+            if label is not None:
+                raise ValueError(f"cond.label={label} given but unconditional=true was requested; drop one of them")
+            return {}
         if not self.conditional:
             return super().condition(num_samples, generator=generator, **({} if label is None else {"label": label}))
         if label is None:

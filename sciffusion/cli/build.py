@@ -64,10 +64,14 @@ def sampling_options(cfg: dict[str, Any]) -> SamplingOptions:
     return options_of(SamplingOptions, cfg["sampling"])
 
 
-def guided(denoiser: Denoiser, guidance: dict[str, Any] | None, process: NoiseProcess) -> Denoiser:
-    """Wrap ``denoiser`` in the configured guidance (a ``_partial_`` config), or return it unchanged."""
+def guided(denoiser: Denoiser, guidance: dict[str, Any] | None, process: NoiseProcess,
+           domain: Domain | None = None) -> Denoiser:
+    """Wrap ``denoiser`` in the configured guidance (a ``_partial_`` config), or return it unchanged.
+    The factory also gets ``process=`` and ``domain=`` (with the checkpoint's state loaded: its
+    normalisation, atom types...) when its signature asks for them."""
     if not guidance:
         return denoiser
     make = instantiate(guidance)
-    takes_process = "process" in inspect.signature(make).parameters
-    return make(denoiser, process=process) if takes_process else make(denoiser)
+    wanted = inspect.signature(make).parameters
+    given = {"process": process, "domain": domain}
+    return make(denoiser, **{name: value for name, value in given.items() if name in wanted and value is not None})

@@ -31,7 +31,7 @@ def draw(opts: dict[str, Any]) -> tuple[Domain, list[Any]]:
     device = distributed.pick_device(opts["device"])
     distributed.setup(device)
     model = parts.model.to(device).eval()
-    denoiser = build.guided(model, opts.get("guidance"), parts.process)
+    denoiser = build.guided(model, opts.get("guidance"), parts.process, parts.domain)
     sampling = SamplingOptions(sampler=opts["sampler"], steps=opts["steps"], grid=opts["grid"],
                                grid_options=opts["grid_options"], options=opts["sampler_options"],
                                batch_size=opts["batch_size"], seed=opts["seed"])

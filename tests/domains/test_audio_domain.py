@@ -1,4 +1,5 @@
 """The audio domain: spectrogram batches, checkpoint state, decoding to WAV, metrics, and the CLI."""
+import json
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,58 @@ def test_train_sample_evaluate_through_the_cli(tmp_path):
     wavs = sorted(out.glob("*.wav"))
     assert [w.name for w in wavs] == ["sample_0000_seven.wav", "sample_0001_seven.wav"]
     assert (out / "figure.png").is_file()
+    scores = tmp_path / "scores"
+    subprocess.run(python + ["sciffusion.cli.evaluate", f"checkpoint={checkpoint}", "num_samples=4", "steps=3",
+                             f"out_dir={scores}"], check=True, capture_output=True)
+    metrics = json.loads((scores / "metrics.json").read_text())["metrics"]
+    assert {"fd", "class_accuracy"} <= set(metrics) and all(np.isfinite(v) for v in metrics.values())
+    for task, span in [("gap", ["guidance.start=0.3", "guidance.end=0.6"]), ("continue", ["guidance.start=0.5"])]:
+        edited = tmp_path / task
+        subprocess.run(python + ["sciffusion.cli.sample", f"checkpoint={checkpoint}", "num_samples=2", "steps=3",
+                                 f"guidance={task}", "guidance.input=test:0", *span, f"out_dir={edited}"],
+                       check=True, capture_output=True)
+        written = {p.name for p in edited.iterdir()}
+        assert {"input.wav", "observation.wav", "observation.png", "edit.json", "figure.png",
+                "sample_0000.wav", "sample_0001.wav"} <= written, written
+
+
+@needs_espeak
+@pytest.mark.parametrize("method", ["replace", "reconstruction"])
+def test_gap_filling_keeps_the_known_frames(domain, method):
+    """Replacement pastes the known frames exactly; reconstruction guidance pulls a model that knows
+    nothing of them (a Gaussian prior) close to them, and the generated span differs between samples."""
+    from sciffusion.processes import VPCosine
+    from sciffusion.samplers import sample
+    from sciffusion.timesteps import uniform_t
+    from sciffusion_domains.audio.inverse import edit, edited_frames
+
+    process = VPCosine()
+    prior = lambda x, t, space=None, cond=None: x * process.alpha(t).view(-1, 1, 1, 1) / (  # noqa: E731
+        process.alpha(t) ** 2 + process.sigma(t) ** 2).view(-1, 1, 1, 1)  # E[x0 | xt] for x0 ~ N(0, I)
+    guided = edit(prior, process=process, domain=domain, input="test:0", task="gap", start=0.3, end=0.6,
+                  method=method)
+    x_t, space = domain.template(3)
+    x = sample("ddim", guided, torch.randn(x_t.shape, generator=torch.Generator().manual_seed(0)),
+               uniform_t(process, 50), process=process, space=space)
+    gap = edited_frames(domain, "gap", 0.3, 0.6)
+    truth = domain.normalizer.encode(torch.from_numpy(domain.spec.log_spectrogram(
+        domain._clips()[0][domain._clips()[2] == 2][0].numpy()[None])))[0]
+    error = (x[:, 0][..., ~gap] - truth[..., ~gap]).abs().max()
+    assert error < (1e-4 if method == "replace" else 0.1), error
+    assert (x[0, 0][..., gap] - x[1, 0][..., gap]).abs().mean() > 0.1
+
+
+def test_gap_and_continuation_spans_are_checked():
+    from sciffusion_domains.audio.inverse import edited_frames
+
+    d = AudioDomain()
+    gap = edited_frames(d, "gap", 0.25, 0.5)
+    assert gap.sum() == 16 and gap[16] and not gap[15] and gap[31] and not gap[32]  # 256/16000 s a frame
+    assert edited_frames(d, "continue", 0.5, None).sum() == 63 - 32
+    for task, start, end, message in [("gap", 0.5, None, "needs guidance.end"), ("gap", 0.6, 0.5, "start < end"),
+                                      ("continue", 0.5, 0.8, "leave guidance.end unset"), ("cut", 0.1, 0.2, "task")]:
+        with pytest.raises(ValueError, match=message):
+            edited_frames(d, task, start, end)
 
 
 def test_metrics_refuse_a_classifier_trained_on_other_spectrograms():
