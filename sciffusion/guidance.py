@@ -187,21 +187,71 @@ def _per_sample_sum(values: Tensor, x: Tensor, space: Space) -> Tensor:
 class Inpainting:
     """Replaces the known entries of the x0 estimate: x0_hat <- mask * known + (1 - mask) * x0_hat.
 
-    ``mask`` (bool, True = known) and ``known`` broadcast onto the batch. The sampler's next state then
-    carries the known values exactly at t = 0, but the unknown entries only see them through the noisy
-    state x_t, never through a likelihood: the result is not the posterior p(x_unknown | known) and can
-    be incoherent at the boundary when known and unknown entries are strongly correlated (the "replacement
-    method" discussed by Ho et al. 2022 and Lugmayr et al. 2022). Use ``ReconstructionGuidance`` with
-    A = selection for posterior sampling. For zero-mean (centred) columns of a ``GraphSpace`` replacement
-    breaks the constraint; guide those instead.
+    ``mask`` (bool, True = known) and ``known`` broadcast onto the batch; for layouts that change
+    from batch to batch (graph rows) override ``entries``. The sampler's next state then carries the
+    known values exactly at t = 0, but the unknown entries only see them through the noisy state x_t,
+    never through a likelihood: the result is not the posterior p(x_unknown | known) and can be
+    incoherent at the boundary when known and unknown entries are strongly correlated (the
+    "replacement method" discussed by Ho et al. 2022 and Lugmayr et al. 2022). Use
+    ``ReconstructionGuidance`` with A = selection for posterior sampling.
+
+    Translation-invariant columns (a space's ``zero_mean`` columns, such as atom positions in a
+    ``GraphSpace(zero_mean=(0, 1, 2))``) hold a sample only up to a translation, so known values
+    there fix a shape, not a place. Pasting them as given would break the zero-mean constraint and,
+    once re-centred, leave the unknown entries offset from the known ones by wherever ``known``
+    happens to sit. So, on those columns, each sample's known values are first moved by the
+    translation that best matches the estimate (the mean of x0_hat - known over the sample's known
+    entries, per column: the least-squares offset), pasted, and the sample is projected back onto
+    the subspace (re-centred). Every entry of a sample, known ones included, moves by one common
+    translation: the known entries' relative geometry is exact and the constraint holds. The final
+    samples are then in the centred frame; ``restore`` translates each of them back into the frame
+    of ``known``. Other columns, and dense data (no ``zero_mean`` columns), are pasted as given.
     """
 
     def __init__(self, denoiser: Denoiser, known: Tensor, mask: Tensor):
         self.denoiser, self.known, self.mask = denoiser, known, mask.to(torch.bool)
 
+    def entries(self, x: Tensor, space: Space) -> tuple[Tensor, Tensor]:
+        """``known`` and ``mask`` for the batch ``x`` (broadcastable to it)."""
+        return self.known.to(x), self.mask.to(x.device)
+
     def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        x0_hat = self.denoiser(x, t, space or DenseSpace(), cond or {})
-        return torch.where(self.mask.to(x0_hat.device), self.known.to(x0_hat), x0_hat)
+        space = space or DenseSpace()
+        x0_hat = self.denoiser(x, t, space, cond or {})
+        known, mask = self.entries(x0_hat, space)
+        if not _translation_columns(space):
+            return torch.where(mask, known, x0_hat)
+        known = known + _known_offset(x0_hat, known, mask, space)
+        return space.project(torch.where(mask, known, x0_hat))
+
+    def restore(self, x: Tensor, space: Space) -> Tensor:
+        """Final samples ``x`` in the frame of ``known``: on translation-invariant columns each sample
+        is translated so that the centroid of its known entries is that of ``known`` (which puts them
+        at ``known`` up to rounding, since the last estimate had them pasted), then the known entries
+        are pasted exactly. Without such columns only the paste remains."""
+        known, mask = self.entries(x, space)
+        if _translation_columns(space):
+            x = x - _known_offset(x, known, mask, space)
+        return torch.where(mask, known, x)
+
+
+def _translation_columns(space: Space) -> list[int]:
+    """The columns a space keeps at zero mean per sample (``GraphSpace.zero_mean``), else none."""
+    return list(getattr(space, "zero_mean", ()) or ())
+
+
+def _known_offset(x: Tensor, known: Tensor, mask: Tensor, space: Space) -> Tensor:
+    """Per sample and translation-invariant column, the mean of ``x - known`` over the known rows
+    (zero where a sample has none), broadcast onto ``x``; zero in every other column."""
+    known, mask = torch.broadcast_to(known, x.shape), torch.broadcast_to(mask, x.shape)
+    offset = torch.zeros_like(x)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    for c in _translation_columns(space):
+        diff = torch.where(mask[:, c], x[:, c] - known[:, c], zero)[:, None]
+        count = space.sum(mask[:, c, None].to(x.dtype))
+        mean = space.sum(diff) / count.clamp_min(1)
+        offset[:, c] = space.per_sample(mean, diff)[:, 0]
+    return offset
 
 
 __all__ = ["ClassifierFreeGuidance", "ClassifierGuidance", "DiffusionPosteriorSampling", "Inpainting",

@@ -182,6 +182,53 @@ def test_inpainting_replaces_known_entries_only():
     torch.testing.assert_close(out[:, ~mask], prior.denoiser(process)(x, t)[:, ~mask])
 
 
+def test_inpainting_on_centred_graph_columns_keeps_the_constraint_and_the_known_shape():
+    """Zero-mean columns: known values are pasted at the translation that best matches the estimate,
+    then re-centred, so the constraint holds and the known rows keep their exact relative geometry;
+    ``restore`` puts them back at the given coordinates, moving each sample rigidly. Other columns
+    are pasted as given."""
+    space = GraphSpace(torch.tensor([0, 0, 1, 1, 1, 0, 1]), 2, zero_mean=(0, 1))
+    g = torch.Generator().manual_seed(21)
+    x0_model = space.project(torch.randn(7, 3, generator=g, dtype=F64))
+    denoiser = lambda x, t, space, cond: x0_model
+    mask = torch.tensor([True, True, True, False, True, False, False])[:, None].expand(7, 3)
+    known = torch.randn(7, 3, generator=g, dtype=F64) + torch.tensor([5.0, -3.0, 0.0], dtype=F64)
+    guide = Inpainting(denoiser, known, mask)
+    out = guide(torch.zeros(7, 3, dtype=F64), torch.full((2,), 0.5, dtype=F64), space, {})
+    torch.testing.assert_close(space.mean(out[:, :2]), torch.zeros(2, 2, dtype=F64), atol=1e-12, rtol=0)
+    rows = mask[:, 0]
+    torch.testing.assert_close(out[rows, 2], known[rows, 2])  # a free column: pasted as given
+    shift = out[:, :2] - known[:, :2]  # one translation per sample on the known rows
+    for b in range(2):
+        on = rows & (space.batch == b)
+        torch.testing.assert_close(shift[on], shift[on][:1].expand(int(on.sum()), 2))
+    # the least-squares placement: where the model had those rows, on average, before re-centring
+    for b in range(2):
+        on, mine = rows & (space.batch == b), space.batch == b
+        pasted = known[on, :2] + (x0_model[on, :2] - known[on, :2]).mean(0)
+        free = x0_model[mine & ~rows, :2]
+        centre = torch.cat([pasted, free]).mean(0)
+        torch.testing.assert_close(out[on, :2], pasted - centre)
+    restored = guide.restore(out, space)
+    torch.testing.assert_close(restored[rows], known[rows])
+    moved = restored[:, :2] - out[:, :2]
+    for b in range(2):
+        mine = space.batch == b
+        torch.testing.assert_close(moved[mine], moved[mine][:1].expand(int(mine.sum()), 2))
+    # a sample without known rows is left as it is
+    lone = Inpainting(denoiser, known, mask & (space.batch == 0)[:, None])
+    out = lone(torch.zeros(7, 3, dtype=F64), torch.full((2,), 0.5, dtype=F64), space, {})
+    torch.testing.assert_close(out[space.batch == 1], x0_model[space.batch == 1])
+
+
+def test_inpainting_restore_on_dense_data_only_pastes():
+    mask = torch.tensor([True, False, False, True])
+    known = torch.tensor([1.0, 0.0, 0.0, -2.0], dtype=F64)
+    guide = Inpainting(lambda x, t, space, cond: x, known, mask)
+    x = torch.randn(3, 4, dtype=F64)
+    torch.testing.assert_close(guide.restore(x, DenseSpace()), torch.where(mask, known, x))
+
+
 def test_gradient_guidance_leaks_no_graph():
     """A network with parameters, an input that requires grad: outputs are detached, no .grad is set."""
     process = VPLinear()
