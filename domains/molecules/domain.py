@@ -7,6 +7,9 @@ A batch is ``x[N, 3 + F]`` (positions, then the scaled one-hot of the atom type 
 the training histogram, optionally given the requested property as EDM does (p(N | c)), or set
 with ``cond.num_atoms=N``. A conditional domain (``condition=alpha``) adds
 ``cond["properties"] [B, 1]``: the property normalised with the training split's mean and std.
+``half="a"`` or ``"b"`` keeps one of two fixed, disjoint halves of the training split as the training
+split (EDM's protocol for property conditioning: the evaluation predictor learns on one half, the
+generative model on the other); statistics, histograms and p(N | c) then come from that half.
 """
 from __future__ import annotations
 
@@ -26,7 +29,18 @@ from sciffusion.space import GraphSpace, Space
 PROPERTIES = "properties"  # as networks.inputs.PROPERTIES, without importing the networks here
 NUM_ATOMS = "num_atoms"  # cond[NUM_ATOMS]: [B] atom counts requested for new molecules
 SPLIT_FRACTIONS = {"val": 0.1, "test": 0.1}  # of a user's files; the rest is "train"
+HALVES = ("a", "b")  # half="a" / "b": the two halves of the training split
 COUNT_BINS = 20  # property quantile bins of the conditional atom-count histogram p(N | c)
+
+
+def training_halves(num_train: int, seed: int = 42) -> dict[str, Tensor]:
+    """Positions (sorted) within the training split of its two halves "a" and "b": a seeded numpy
+    permutation cut in two (as EDM's qm9_first_half / qm9_second_half; "a" gets the odd molecule)."""
+    import numpy as np
+
+    perm = torch.from_numpy(np.random.RandomState(seed).permutation(num_train))
+    cut = num_train - num_train // 2
+    return {"a": perm[:cut].sort().values, "b": perm[cut:].sort().values}
 
 
 class MoleculeDataset(Dataset):
@@ -62,6 +76,9 @@ class QM9Domain(Domain):
     include_charges: add EDM's atomic-number column to the state.
     files: SDF/XYZ files or folders used instead of QM9 (records that cannot be read are reported).
     atom_types: the element symbols of the one-hot (default: H C N O F, or the elements of ``files``).
+    half: None (the whole training split), "a" or "b": one half of the training split, the halves
+        drawn by a permutation seeded with ``half_seed`` (``training_halves``).
+    half_seed: seed of the halves, independent of ``seed`` so that they stay put when the split does.
     perceive_bonds: also report validity under RDKit's own bond perception (slower).
     num_figure: molecules drawn in a figure.
     """
@@ -72,15 +89,18 @@ class QM9Domain(Domain):
     def __init__(self, *, remove_h: bool = False, limit: int | None = None, condition: str | None = None,
                  include_charges: bool = True, files: str | Sequence[str] | None = None,
                  atom_types: Sequence[str] | None = None, root: str | None = None, seed: int = 0,
-                 perceive_bonds: bool = True, num_figure: int = 16):
+                 half: str | None = None, half_seed: int = 42, perceive_bonds: bool = True, num_figure: int = 16):
         from .data import QM9_ATOMS, QM9_TARGETS
 
+        if half is not None and half not in HALVES:
+            raise ValueError(f"half must be None, 'a' or 'b', got {half!r}")
         if condition is not None and condition not in QM9_TARGETS:
             raise ValueError(f"condition must be a QM9 target among {list(QM9_TARGETS)} or None, got {condition!r}")
         if condition is not None and files is not None:
             raise ValueError("condition needs QM9's property labels; user files carry none: drop condition or files")
         self.remove_h, self.limit, self.condition_name = remove_h, limit, condition
         self.include_charges, self.root, self.seed = include_charges, root, seed
+        self.half, self.half_seed = half, half_seed
         self.files = None if files is None else ([files] if isinstance(files, str) else list(files))
         self.perceive_bonds, self.num_figure = perceive_bonds, num_figure
         if atom_types is None and self.files is None:
@@ -111,7 +131,11 @@ class QM9Domain(Domain):
     def _load(self) -> dict[str, Any]:
         """The molecule sets of every split, loaded once."""
         if self._splits is None:
-            self._splits = self._load_files() if self.files is not None else self._load_qm9()
+            splits = self._load_files() if self.files is not None else self._load_qm9()
+            if self.half is not None:
+                splits = dict(splits, train=splits["train"].select(training_halves(len(splits["train"]),
+                                                                                    self.half_seed)[self.half]))
+            self._splits = splits
         return self._splits
 
     def _load_qm9(self) -> dict[str, Any]:
@@ -332,7 +356,8 @@ class QM9Domain(Domain):
             cache = None
             if self.files is None and self.limit is None:
                 root = Path(self.root) if self.root is not None else cache_dir()
-                cache = root / "qm9" / f"train_smiles_v1{'_noH' if self.remove_h else ''}_seed{self.seed}.txt"
+                half = "" if self.half is None else f"_half{self.half}{self.half_seed}"
+                cache = root / "qm9" / f"train_smiles_v1{'_noH' if self.remove_h else ''}_seed{self.seed}{half}.txt"
             self._training_smiles = reference_smiles(self._split("train"), cache=cache)
         return self._training_smiles
 
