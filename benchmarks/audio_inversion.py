@@ -3,8 +3,9 @@ spectrogram round trip alone, with no model. Generated audio cannot sound better
 
     python benchmarks/audio_inversion.py [--clips 50]
 
-Prints a Markdown table: spectral convergence and log-spectral distance (dB) for the default 128-band
-log-mel representation and for a linear-frequency STFT, at 32 and 64 Griffin-Lim iterations.
+Prints a Markdown table: spectral convergence and log-spectral distance (dB) for the default 80-band
+log-mel representation (n_fft 512, hop 256), a finer 128-band one at hop 128 (4x the pixels) and a
+linear-frequency STFT, at 32 and 64 Griffin-Lim iterations.
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def main() -> None:
     print(f"{args.clips} held-out spoken-digit clips (voices never seen in training), 16 kHz, 1 s\n")
     print("| representation | Griffin-Lim iterations | spectral convergence | log-spectral distance (dB) | seconds per clip |")
     print("|---|---|---|---|---|")
-    for name, config in [("128-band log-mel (default)", SpectrogramConfig()),
-                         ("linear STFT, 257 bins", SpectrogramConfig(n_mels=0))]:
+    for name, config in [("80-band log-mel, hop 256 (default)", SpectrogramConfig()),
+                         ("128-band log-mel, hop 128", SpectrogramConfig(n_mels=128, hop_length=128)),
+                         ("linear STFT, 257 bins, hop 256", SpectrogramConfig(n_mels=0))]:
         for iters in (32, 64):
             start = time.perf_counter()
             result = inversion_ceiling(audio, replace(config, griffin_lim_iters=iters))

@@ -1,0 +1,105 @@
+"""How well a checkpoint fills gaps and continues clips, on held-out voices.
+
+For each of the first ``--clips`` test clips: regenerate the frames in the gap (``--gap`` seconds,
+default the middle of the word) or after ``--keep`` seconds (continuation), with the model told
+nothing about the digit (unconditional), then score
+  * the error on the regenerated frames against the truth (RMSE of the log-mel magnitude in dB), and
+  * how often the shipped classifier still recognises the true digit in the whole edited clip,
+next to two fills that use no model: silence, and linear interpolation across the gap (for
+continuation: holding the last known frame).
+
+    python experiments/audio/edit_scores.py --checkpoint domains/audio/weights/spoken_digits.ckpt --clips 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+from tqdm import tqdm
+
+from sciffusion.cli import build
+from sciffusion.training import SamplingOptions, generate, load_checkpoint
+from sciffusion_domains.audio.inverse import edit, edited_frames
+
+DB = 20 / math.log(10)  # natural-log magnitude to dB
+
+
+def load(checkpoint: str):
+    state = load_checkpoint(checkpoint)
+    parts = build.build(state["config"])
+    parts.domain.load_state_dict(state["domain"])
+    parts.model.load_state_dict(state["ema"]["module"])
+    return parts.domain, parts.model.eval(), parts.process
+
+
+def baseline(x: torch.Tensor, edited: torch.Tensor, kind: str, floor: torch.Tensor) -> torch.Tensor:
+    """Fill the edited frames of ``x`` [bins, frames] with silence or by interpolation/holding."""
+    out = x.clone()
+    if kind == "silence":
+        out[:, edited] = floor
+        return out
+    idx = edited.nonzero()[:, 0]
+    first, last = int(idx[0]), int(idx[-1])
+    left = x[:, first - 1]
+    right = x[:, last + 1] if last + 1 < x.shape[1] else left  # continuation: hold the last frame
+    w = torch.linspace(0, 1, len(idx) + 2)[1:-1]
+    out[:, edited] = left[:, None] * (1 - w) + right[:, None] * w
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument("--gap", type=float, nargs=2, default=(0.35, 0.6))
+    parser.add_argument("--keep", type=float, default=0.4)
+    parser.add_argument("--methods", nargs="+", default=["reconstruction", "replace"])
+    parser.add_argument("--sampler", default="dpmpp_2m")
+    parser.add_argument("--steps", type=int, default=25)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    domain, model, process = load(args.checkpoint)
+    audio, labels, split = domain._clips()
+    labels = labels[split == 2][:args.clips]
+    truth = domain.normalizer.encode(torch.from_numpy(domain.spec.log_spectrogram(audio[split == 2][:args.clips].numpy())))
+    classifier = domain.classifier()
+    floor = domain.normalizer.encode(torch.full((1, domain.spec.n_bins, 1), math.log(domain.spec.floor)))[0]
+    std = domain.normalizer.std[:, None]
+    options = SamplingOptions(sampler=args.sampler, steps=args.steps, grid="karras", batch_size=1, seed=0)
+    results = {}
+    tasks = {"gap": ("gap", *args.gap), "continue": ("continue", args.keep, None)}
+    for name, (task, start, end) in tasks.items():
+        edited = edited_frames(domain, task, start, end)
+        fills = {kind: torch.stack([baseline(x, edited, kind, floor) for x in truth]) for kind in ("silence", "interpolate")}
+        for method in args.methods:
+            started, filled = time.time(), []
+            for k in tqdm(range(len(truth)), desc=f"{name} {method}"):
+                guided = edit(model, process=process, domain=domain, input=f"test:{k}", task=task, start=start,
+                              end=end, method=method)
+                x = generate(domain, guided, process, 1, options=options, cond_request={"unconditional": True})[0]
+                filled.append(x.x[0, 0])
+            fills[method] = torch.stack(filled)
+            fills[method + "_seconds_per_clip"] = (time.time() - started) / len(truth)
+        row = {}
+        for kind, x in fills.items():
+            if kind.endswith("seconds_per_clip"):
+                row[kind] = x
+                continue
+            error_db = ((x - truth) * std * DB)[:, :, edited]
+            with torch.no_grad():
+                predicted = classifier(x[:, None]).argmax(1)
+            row[kind] = {"rmse_db": error_db.pow(2).mean().sqrt().item(),
+                         "digit_recognised": (predicted == labels).float().mean().item()}
+        with torch.no_grad():
+            row["untouched"] = {"digit_recognised": (classifier(truth[:, None]).argmax(1) == labels).float().mean().item()}
+        results[name] = {"span_seconds": [start, end if end is not None else domain.seconds],
+                         "frames": int(edited.sum()), **row}
+    print(json.dumps({"checkpoint": args.checkpoint, "clips": len(truth), "sampler": args.sampler,
+                      "steps": args.steps, **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
