@@ -14,7 +14,8 @@ the radius graph (edges shorter than ``--radius``), with the edge count.
 
     python benchmarks/molecules.py [--threads 1] [--repeats 3] [--radius 5]
 
-Times are the best of ``repeats`` (after one warm-up), which filters out noise from other processes.
+Times are the best of ``repeats`` (after one warm-up; calls faster than that are repeated for at
+least a second, up to 30 times), which filters out noise from other processes.
 """
 from __future__ import annotations
 
@@ -47,10 +48,12 @@ def network_configs() -> dict[str, tuple[str, dict]]:
             f"e3nn {e3nn['num_layers']} layers, {e3nn['hidden_irreps']} (qm9.yaml)": ("e3nn", e3nn)}
 
 
-def best_time(fn, repeats: int) -> float:
+def best_time(fn, repeats: int, *, min_total: float = 1.0, max_repeats: int = 30) -> float:
+    """Best of at least ``repeats`` timed calls after a warm-up; fast calls are repeated until they
+    have taken ``min_total`` seconds (at most ``max_repeats`` calls), which steadies the small sizes."""
     fn()  # warm-up
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or (sum(times) < min_total and len(times) < max_repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -132,7 +135,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     domain = make_domain("qm9")
     configs = network_configs()
-    print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} runs after a warm-up\n")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), best of >= {args.repeats} runs (fast calls: >= 1 s of them) after a warm-up\n")
     print(f"### (a) Throughput on QM9 (training batch {args.batch}, sampling batch {args.sample_batch}; "
           "fully connected)\n")
     print("| network | parameters | training (molecules/s) | one sampling evaluation (molecules/s) "
