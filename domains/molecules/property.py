@@ -369,7 +369,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     denoiser = model
     if args.guidance_predictor:
         denoiser = property_guidance(model, process=parts.process, predictor=args.guidance_predictor,
-                                     scale=args.guidance_scale, std=args.guidance_std,
+                                     scale=args.guidance_scale, std=args.guidance_std, t_max=args.guidance_t_max,
                                      drop_condition=args.cfg_scale == 0, domain=domain)
         if args.cfg_scale not in (0, 1):
             raise ValueError("combine predictor guidance with --cfg-scale 0 (condition dropped) or 1 (conditional)")
@@ -392,6 +392,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
               "sampler": f"{args.sampler} {args.steps} steps", "cfg_scale": args.cfg_scale,
               "guidance_predictor": args.guidance_predictor, "guidance_scale": args.guidance_scale if args.guidance_predictor else None,
               "guidance_std": args.guidance_std if args.guidance_predictor else None,
+              "guidance_t_max": args.guidance_t_max if args.guidance_predictor else None,
               "atom_stability": atom_ok.float().mean().item(), "molecule_stability": molecule_ok.float().mean().item(),
               "requested_mean": wanted.mean().item(), "achieved_mean": achieved[finite].mean().item(),
               "corr": torch.corrcoef(torch.stack([wanted[finite], achieved[finite]]))[0, 1].item(),
@@ -404,7 +405,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 def _row_name(args) -> str:
     if args.guidance_predictor:
         base = "conditional" if args.cfg_scale == 1 else "condition dropped"
-        return f"predictor guidance (scale {args.guidance_scale}, std {args.guidance_std}), {base}"
+        t_max = "" if args.guidance_t_max >= 1 else f", t <= {args.guidance_t_max}"
+        return f"predictor guidance (scale {args.guidance_scale}, std {args.guidance_std}{t_max}), {base}"
     if args.cfg_scale == 0:
         return "condition dropped (N from p(N|c) only)"
     if args.cfg_scale == 1:
@@ -424,15 +426,17 @@ def table(args: argparse.Namespace) -> str:
     """A Markdown table of ``baselines`` and ``evaluate`` JSON files."""
     rows = [json.loads(Path(p).read_text()) for p in args.files]
     unit = rows[0]["unit"] if rows else ""
-    lines = [f"| method | MAE ({unit}) | samples | sampler | atom stab. | mol. stab. |", "|---|---|---|---|---|---|"]
+    lines = [f"| method | MAE ({unit}) | median AE | corr(c, pred) | samples | sampler | atom stab. | mol. stab. |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if "u_bound" in row:
             n = row["molecules"]
-            lines += [f"| U-bound (labels shuffled) | {row['u_bound']:.2f} | {n} real | | | |",
-                      f"| #Atoms | {row['atoms']:.2f} | {n} real | | | |"]
-            lower = f"| L-bound (real molecules) | {row['l_bound']:.2f} | {n} real | | | |"
+            lines += [f"| U-bound (labels shuffled) | {row['u_bound']:.2f} | | | {n} real | | | |",
+                      f"| #Atoms | {row['atoms']:.2f} | | | {n} real | | | |"]
+            lower = f"| L-bound (real molecules) | {row['l_bound']:.2f} | | | {n} real | | | |"
         else:
-            lines.append(f"| {row['name']} | {row['mae']:.2f} | {row['num_samples']} | {row['sampler']} | "
+            lines.append(f"| {row['name']} | {row['mae']:.2f} | {row['median_ae']:.2f} | {row['corr']:.2f} | "
+                         f"{row['num_samples']} | {row['sampler']} | "
                          f"{100 * row['atom_stability']:.1f}% | {100 * row['molecule_stability']:.1f}% |")
     if any("u_bound" in row for row in rows):
         lines.append(lower)
@@ -477,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--guidance-predictor", help="a noise-aware predictor for classifier guidance")
     p.add_argument("--guidance-scale", type=float, default=1.0)
     p.add_argument("--guidance-std", type=float, default=1.0, help="s of log p = -(pred - c)^2 / (2 s^2), in the unit")
+    p.add_argument("--guidance-t-max", type=float, default=1.0, help="guide only at t <= this")
     p.add_argument("--num-samples", type=int, default=500)
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--sampler", default="ddpm")
