@@ -24,7 +24,8 @@ import torch
 from . import registry
 
 
-REGISTERED_AS = {"molecules": "qm9"}  # folder name -> entry-point name, where they differ
+REGISTERED_AS = {"molecules": "qm9", "audio_gap": "audio"}  # folder name -> entry-point name, where they differ
+EXTRA_OF = {"audio_gap": "audio"}  # folder name -> pip extra, where they differ
 
 
 def shipped(domain_package: str, name: str) -> Path | None:
@@ -54,9 +55,14 @@ def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
                       ["-m", "sciffusion_domains.weather.forecast", f"checkpoint={ckpt}", "members=4", "leads=3",
                        "inits=[2017-03,2017-09,2018-03,2018-09,2019-03,2019-09]", "steps=10", "observations=100", f"out_dir={out / 'weather'}"]))
     if (ckpt := shipped("audio", "spoken_digits.ckpt")) is not None:
-        steps.append(("audio", "spoken digits as WAV and spectrograms, with classifier metrics",
-                      ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=20", "batch_size=20",
-                       "sampler=dpmpp_2m", "steps=20", "save_samples=true", f"out_dir={out / 'audio'}"]))
+        steps.append(("audio", "spoken digits with classifier-free guidance as WAV and spectrograms, with classifier "
+                               "metrics", ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=20",
+                                           "batch_size=20", "sampler=dpmpp_2m", "steps=20", "guidance=cfg",
+                                           "guidance.scale=2.0", "save_samples=true", f"out_dir={out / 'audio'}"]))
+        steps.append(("audio_gap", "a held-out clip with its middle (0.35-0.6 s) regenerated, four ways (WAV, figure)",
+                      ["-m", "sciffusion.cli.sample", f"checkpoint={ckpt}", "num_samples=4", "batch_size=4",
+                       "sampler=dpmpp_2m", "steps=20", "guidance=gap", "guidance.input=test:3",
+                       f"out_dir={out / 'audio_gap'}"]))
     return steps
 
 
@@ -101,7 +107,8 @@ def main(argv: list[str] | None = None) -> Path:
             continue
         registered = REGISTERED_AS.get(name, name)
         if registered not in registry.loadable():
-            summary[name] = {"skipped": f"the {registered} plugin does not import; pip install 'sciffusion[{name}]'"}
+            extra = EXTRA_OF.get(name, name)
+            summary[name] = {"skipped": f"the {registered} plugin does not import; pip install 'sciffusion[{extra}]'"}
             continue
         print(f"\n== {name}: {what}\n   {Path(sys.executable).name} {' '.join(command)}", flush=True)
         t0 = time.perf_counter()

@@ -106,9 +106,9 @@ def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None
     """The guidance of ``guidance=fragment``: molecules of ``num_atoms`` atoms holding molecule
     ``record`` of the file ``fragment`` as their first atoms.
 
-    The domain's ``decode`` is wrapped (on this domain object only) so that decoded molecules come
-    back in the fragment's frame (``FragmentInpainting.restore``). With ``out_dir`` the fragment is
-    also written there as ``fragment.xyz``."""
+    The sampling loop calls ``FragmentInpainting.restore`` on the final samples, which puts them
+    back in the fragment's frame. With ``out_dir`` the fragment is also written there as
+    ``fragment.xyz``."""
     from .io import write_xyz
 
     frag = read_fragment(fragment, atom_types=tuple(domain.atom_types), record=record)
@@ -121,7 +121,6 @@ def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None
                          f"ask for more than {k}")
     known = fragment_state(frag, atom_types=domain.atom_types, include_charges=domain.include_charges)
     guide = FragmentInpainting(denoiser, known.to(_device_of(denoiser)))
-    restore_on_decode(domain, guide)
     if out_dir is not None:
         from sciffusion.training import distributed
 
@@ -129,18 +128,3 @@ def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             write_xyz(frag, Path(out_dir) / "fragment.xyz")
     return guide
-
-
-def restore_on_decode(domain, guide: Inpainting) -> None:
-    """Make ``domain.decode`` (of this object) put samples back in the frame of ``guide.known``.
-
-    The sampling CLI has no hook after the sampler other than ``decode``, and the zero-mean frame
-    of the sampler cannot hold the fragment's own coordinates, hence this wrapper. A second call
-    replaces the first's guide instead of stacking on it."""
-    decode = domain.__dict__.get("_decode_before_fragment", domain.decode)
-    domain._decode_before_fragment = decode
-
-    def decode_in_fragment_frame(x: Tensor, space: Space, cond=None) -> list:
-        return decode(guide.restore(x, space), space, cond)
-
-    domain.decode = decode_in_fragment_frame

@@ -54,6 +54,9 @@ def draw_chunk(domain: Domain, denoiser: Denoiser, process: NoiseProcess, num: i
     ts = make_grid(options.grid, process, options.steps, **options.grid_options)
     x0 = sample(options.sampler, denoiser, x, ts, process=process, space=space, cond=cond, generator=g_dev,
                 **options.options)
+    restore = getattr(denoiser, "restore", None)  # guidance that fixes values only up to a symmetry, such as
+    if restore is not None:                        # a fragment up to translation, puts samples back in its frame
+        x0 = restore(x0, space)
     return Batch(x0, space, cond).to("cpu")
 
 

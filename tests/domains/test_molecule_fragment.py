@@ -67,7 +67,7 @@ def test_fixed_atoms_are_exactly_the_fragment(frag_file, sampler, num):
     torch.testing.assert_close(fixed - fixed.mean(1, keepdim=True),
                                (frag.pos - frag.pos.mean(0)).expand(num, 4, 3), atol=1e-4, rtol=0)  # float32
     # rounding at the tens of angstroms this random network reaches; decoding pastes the exact values
-    molecules = domain.decode(x, space)  # the factory made decode restore the fragment's frame
+    molecules = domain.decode(guide.restore(x, space), space)  # what the sampling loop does after sampling
     assert len(molecules) == num
     for mol in molecules:
         assert mol.pos.shape == (9, 3)
