@@ -35,7 +35,8 @@ COUNT_BINS = 20  # property quantile bins of the conditional atom-count histogra
 
 def training_halves(num_train: int, seed: int = 42) -> dict[str, Tensor]:
     """Positions (sorted) within the training split of its two halves "a" and "b": a seeded numpy
-    permutation cut in two (as EDM's qm9_first_half / qm9_second_half; "a" gets the odd molecule)."""
+    permutation cut in two ("a" gets the odd molecule). EDM halves its training set with a fixed seed
+    too; these are not checked to be EDM's exact halves."""
     import numpy as np
 
     perm = torch.from_numpy(np.random.RandomState(seed).permutation(num_train))
