@@ -136,10 +136,11 @@ class AudioDomain(Domain):
         return UNet(1, num_classes=self.num_classes if self.conditional else 0, **options)
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
-                  label: int | str | None = None, unconditional: bool = False) -> Cond:
-        """``{"label": [B]}``: every sample ``label`` (an index or a class name such as "seven"), or
-        random classes. ``unconditional=True`` asks a conditional model for unconditional samples
-        (the null class), as gap filling and continuation do by default."""
+                  label: int | str | Sequence[int | str] | None = None, unconditional: bool = False) -> Cond:
+        """``{"label": [B]}``: every sample ``label`` (an index or a class name such as "seven"), a
+        list of them repeated in turn (``cond.label=[0,1,2]``), or random classes.
+        ``unconditional=True`` asks a conditional model for unconditional samples (the null class),
+        as gap filling and continuation do by default."""
         if unconditional:
             if label is not None:
                 raise ValueError(f"cond.label={label} given but unconditional=true was requested; drop one of them")
@@ -148,13 +149,19 @@ class AudioDomain(Domain):
             return super().condition(num_samples, generator=generator, **({} if label is None else {"label": label}))
         if label is None:
             return {"label": torch.randint(0, self.num_classes, (num_samples,), generator=generator)}
+        wanted = [self._class_index(one) for one in (label if isinstance(label, (list, tuple)) else [label])]
+        if not wanted:
+            raise ValueError("cond.label=[] names no class; give one or more classes, or leave it unset")
+        return {"label": torch.tensor(wanted * (num_samples // len(wanted) + 1))[:num_samples]}
+
+    def _class_index(self, label: int | str) -> int:
         if isinstance(label, str):
             if label not in self.class_names:
                 raise ValueError(f"unknown class {label!r}; choose one of {self.class_names}")
-            label = self.class_names.index(label)
+            return self.class_names.index(label)
         if not 0 <= int(label) < self.num_classes:
             raise ValueError(f"label must be in 0..{self.num_classes - 1} or a class name, got {label}")
-        return {"label": torch.full((num_samples,), int(label), dtype=torch.long)}
+        return int(label)
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:

@@ -2,13 +2,14 @@
 
 For each of the first ``--clips`` test clips: regenerate the frames in the gap (``--gap`` seconds,
 default the middle of the word) or after ``--keep`` seconds (continuation), with the model told
-nothing about the digit (unconditional), then score
-  * the error on the regenerated frames against the truth (RMSE of the log-mel magnitude in dB), and
+nothing about the digit (unconditional; ``--told`` gives it the true digit), then score
+  * the error on the regenerated frames against the truth (RMSE of the log-mel magnitude in dB,
+    floored 80 dB below the clip's loudest bin), and
   * how often the shipped classifier still recognises the true digit in the whole edited clip,
 next to two fills that use no model: silence, and linear interpolation across the gap (for
 continuation: holding the last known frame).
 
-    python experiments/audio/edit_scores.py --checkpoint domains/audio/weights/spoken_digits.ckpt --clips 100
+    python experiments/audio/edit_scores.py --checkpoint domains/audio/weights/spoken_digits.ckpt --clips 50 [--tasks gap]
 """
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ def load(checkpoint: str):
     return parts.domain, parts.model.eval(), parts.process
 
 
+def clipped_db(x: torch.Tensor, domain, like: torch.Tensor | None = None, top_db: float = 80.0) -> torch.Tensor:
+    """Normalised spectrograms [N, bins, frames] as dB, floored ``top_db`` below the loudest bin of
+    the true clip (``like``, the truth, sets the floor for every estimate of that clip), as
+    ``librosa.amplitude_to_db`` does: differences in near-silence do not swamp the score."""
+    db = domain.normalizer.decode(x) * DB
+    ref = domain.normalizer.decode(like if like is not None else x) * DB
+    return db.maximum(ref.amax(dim=(1, 2), keepdim=True) - top_db)
+
+
 def baseline(x: torch.Tensor, edited: torch.Tensor, kind: str, floor: torch.Tensor) -> torch.Tensor:
     """Fill the edited frames of ``x`` [bins, frames] with silence or by interpolation/holding."""
     out = x.clone()
@@ -56,7 +66,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--gap", type=float, nargs=2, default=(0.35, 0.6))
     parser.add_argument("--keep", type=float, default=0.4)
+    parser.add_argument("--tasks", nargs="+", default=["gap", "continue"], choices=["gap", "continue"])
     parser.add_argument("--methods", nargs="+", default=["reconstruction", "replace"])
+    parser.add_argument("--told", action="store_true", help="tell the model the true digit (cond.label) "
+                                                             "instead of filling unconditionally")
     parser.add_argument("--sampler", default="dpmpp_2m")
     parser.add_argument("--steps", type=int, default=25)
     args = parser.parse_args()
@@ -67,19 +80,20 @@ def main() -> None:
     truth = domain.normalizer.encode(torch.from_numpy(domain.spec.log_spectrogram(audio[split == 2][:args.clips].numpy())))
     classifier = domain.classifier()
     floor = domain.normalizer.encode(torch.full((1, domain.spec.n_bins, 1), math.log(domain.spec.floor)))[0]
-    std = domain.normalizer.std[:, None]
     options = SamplingOptions(sampler=args.sampler, steps=args.steps, grid="karras", batch_size=1, seed=0)
     results = {}
     tasks = {"gap": ("gap", *args.gap), "continue": ("continue", args.keep, None)}
-    for name, (task, start, end) in tasks.items():
+    for name in args.tasks:
+        task, start, end = tasks[name]
         edited = edited_frames(domain, task, start, end)
         fills = {kind: torch.stack([baseline(x, edited, kind, floor) for x in truth]) for kind in ("silence", "interpolate")}
         for method in args.methods:
             started, filled = time.time(), []
             for k in tqdm(range(len(truth)), desc=f"{name} {method}"):
                 guided = edit(model, process=process, domain=domain, input=f"test:{k}", task=task, start=start,
-                              end=end, method=method)
-                x = generate(domain, guided, process, 1, options=options, cond_request={"unconditional": True})[0]
+                              end=end, method=method, unconditional=not args.told)
+                request = {"label": int(labels[k])} if args.told else {"unconditional": True}
+                x = generate(domain, guided, process, 1, options=options, cond_request=request)[0]
                 filled.append(x.x[0, 0])
             fills[method] = torch.stack(filled)
             fills[method + "_seconds_per_clip"] = (time.time() - started) / len(truth)
@@ -88,7 +102,7 @@ def main() -> None:
             if kind.endswith("seconds_per_clip"):
                 row[kind] = x
                 continue
-            error_db = ((x - truth) * std * DB)[:, :, edited]
+            error_db = (clipped_db(x, domain, like=truth) - clipped_db(truth, domain))[:, :, edited]
             with torch.no_grad():
                 predicted = classifier(x[:, None]).argmax(1)
             row[kind] = {"rmse_db": error_db.pow(2).mean().sqrt().item(),
@@ -97,7 +111,8 @@ def main() -> None:
             row["untouched"] = {"digit_recognised": (classifier(truth[:, None]).argmax(1) == labels).float().mean().item()}
         results[name] = {"span_seconds": [start, end if end is not None else domain.seconds],
                          "frames": int(edited.sum()), **row}
-    print(json.dumps({"checkpoint": args.checkpoint, "clips": len(truth), "sampler": args.sampler,
+    print(json.dumps({"checkpoint": args.checkpoint, "clips": len(truth), "told_the_digit": args.told,
+                      "sampler": args.sampler,
                       "steps": args.steps, **results}, indent=2))
 
 

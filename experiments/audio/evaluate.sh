@@ -19,4 +19,9 @@ mkdir -p "$OUT"
 (run cfg2 guidance=cfg guidance.scale=2.0; run unconditional cond.unconditional=true) &
 (run cfg1; .venv/bin/python experiments/audio/reference.py --num "$N" > experiments/audio/reference.json) &
 wait
-.venv/bin/python experiments/audio/edit_scores.py --checkpoint "$CKPT" --clips 100 > experiments/audio/edit_scores.json
+# gap filling and continuation, one stream each
+for task in gap continue; do
+  .venv/bin/python experiments/audio/edit_scores.py --checkpoint "$CKPT" --clips 50 --tasks "$task" \
+    > "experiments/audio/edit_scores_$task.json" 2> "experiments/audio/edit_scores_$task.log" &
+done
+wait

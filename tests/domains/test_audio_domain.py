@@ -64,6 +64,10 @@ def test_decode_round_trips_real_clips_and_saves_playable_wav(domain, tmp_path):
 def test_condition_by_name_and_errors():
     d = AudioDomain()
     assert d.condition(2, label="seven")["label"].tolist() == [7, 7]
+    assert d.condition(5, label=[0, "two", 9])["label"].tolist() == [0, 2, 9, 0, 2]
+    assert d.condition(3, unconditional=True) == {}
+    with pytest.raises(ValueError, match="unconditional"):
+        d.condition(1, label=3, unconditional=True)
     with pytest.raises(ValueError, match="unknown class"):
         d.condition(1, label="eleven")
     with pytest.raises(ValueError, match="root="):
