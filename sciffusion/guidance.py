@@ -35,6 +35,24 @@ def _score_to_x0(process: NoiseProcess, t: Tensor, x: Tensor, space: Space) -> T
     return space.per_sample((sigma**2 / alpha).to(x.dtype), x)
 
 
+def _check_interval(interval: tuple[float, float] | None, process: NoiseProcess | None) -> None:
+    if interval is None:
+        return
+    if process is None:
+        raise ValueError("a guidance interval is given in scaled sigma (sigma / alpha); "
+                         "pass process=... so that it can be computed from t")
+    if not 0 <= interval[0] < interval[1]:
+        raise ValueError(f"need interval = (sigma_lo, sigma_hi) with 0 <= sigma_lo < sigma_hi, got {interval}")
+
+
+def _inside(interval: tuple[float, float] | None, process: NoiseProcess | None, t: Tensor) -> Tensor:
+    """bool [B]: which times ``t`` lie in the scaled-sigma ``interval`` (all of them without one)."""
+    if interval is None:
+        return torch.ones(t.shape, dtype=torch.bool, device=t.device)
+    s = process.scaled_sigma(t)
+    return (s >= interval[0]) & (s <= interval[1])
+
+
 class ClassifierFreeGuidance:
     """x0_hat = x0_uncond + scale * (x0_cond - x0_uncond) (Ho & Salimans 2022).
 
@@ -50,20 +68,12 @@ class ClassifierFreeGuidance:
 
     def __init__(self, denoiser: Denoiser, scale: float, *, interval: tuple[float, float] | None = None,
                  process: NoiseProcess | None = None):
-        if interval is not None:
-            if process is None:
-                raise ValueError("a guidance interval is given in scaled sigma (sigma / alpha); "
-                                 "pass process=... so that it can be computed from t")
-            if not 0 <= interval[0] < interval[1]:
-                raise ValueError(f"need interval = (sigma_lo, sigma_hi) with 0 <= sigma_lo < sigma_hi, got {interval}")
+        _check_interval(interval, process)
         self.denoiser, self.scale, self.interval, self.process = denoiser, scale, interval, process
 
     def guided(self, t: Tensor) -> Tensor:
         """Which samples are guided at times ``t`` [B] (bool [B])."""
-        if self.interval is None:
-            return torch.ones(t.shape, dtype=torch.bool, device=t.device)
-        s = self.process.scaled_sigma(t)
-        return (s >= self.interval[0]) & (s <= self.interval[1])
+        return _inside(self.interval, self.process, t)
 
     def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         space, cond = space or DenseSpace(), cond or {}
@@ -85,15 +95,24 @@ class ClassifierGuidance:
     ``log_likelihood(x_t, t, space, cond) -> [B]`` must be differentiable in ``x_t``; a noise-aware
     classifier is one, the exact Gaussian likelihood of a linear observation another. With the true
     log p_t(y | x_t) and ``scale = 1`` the result is the exact denoiser of the posterior p(x0 | y).
+
+    ``interval = (sigma_lo, sigma_hi)`` in scaled sigma guides only at noise levels inside it, as for
+    ``ClassifierFreeGuidance``: at high noise sigma^2 / alpha is large and an approximate classifier's
+    gradient can throw samples far off (molecules' atoms apart); steps outside skip the gradient.
     """
 
     def __init__(self, denoiser: Denoiser, log_likelihood: LogLikelihood, process: NoiseProcess, *,
-                 scale: float = 1.0):
+                 scale: float = 1.0, interval: tuple[float, float] | None = None):
+        _check_interval(interval, process)
         self.denoiser, self.log_likelihood, self.process, self.scale = denoiser, log_likelihood, process, scale
+        self.interval = interval
 
     def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         space, cond = space or DenseSpace(), cond or {}
         x0_hat = self.denoiser(x.detach(), t, space, cond).detach()
+        guided = _inside(self.interval, self.process, t)
+        if not guided.any():
+            return x0_hat
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             log_p = self.log_likelihood(x_in, t, space, cond)
@@ -101,7 +120,8 @@ class ClassifierGuidance:
                 raise ValueError(f"log_likelihood must return one value per sample, shape ({space.batch_size(x)},); "
                                  f"got {tuple(log_p.shape)}")
             (grad,) = torch.autograd.grad(log_p.sum(), x_in)
-        return x0_hat + self.scale * _score_to_x0(self.process, t, x, space) * space.project(grad)
+        step = self.scale * _score_to_x0(self.process, t, x, space) * space.project(grad)
+        return x0_hat + space.per_sample(guided.to(x.dtype), x) * step
 
 
 class ReconstructionGuidance:

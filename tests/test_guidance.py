@@ -70,6 +70,27 @@ def test_classifier_guidance_with_exact_likelihood_is_the_posterior_denoiser(pro
     assert not torch.allclose(prior.denoiser(process)(x, t), expected, atol=1e-2)  # guidance did something
 
 
+def test_classifier_guidance_acts_only_inside_its_noise_interval():
+    """Inside the scaled-sigma interval: the exact posterior denoiser; outside: the prior's, untouched."""
+    process = PROCESSES[0]
+    prior = random_gaussian(4, seed=0)
+    A = torch.randn(2, 4, generator=torch.Generator().manual_seed(1), dtype=F64)
+    y, noise_std = torch.tensor([1.5, -0.7], dtype=F64), 0.3
+    x, t = noisy_states(prior, process, 40, seed=2)
+    s = process.scaled_sigma(t)
+    interval = (float(s.quantile(0.25)), float(s.quantile(0.75)))
+    guided = ClassifierGuidance(prior.denoiser(process), gaussian_log_likelihood(prior, A, y, noise_std, process),
+                                process, interval=interval)
+    inside = (s >= interval[0]) & (s <= interval[1])
+    assert 0 < inside.sum() < len(t)
+    out = guided(x, t, DenseSpace(), {})
+    exact = posterior(prior, A, y, noise_std).denoiser(process)(x, t)
+    torch.testing.assert_close(out[inside], exact[inside], rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(out[~inside], prior.denoiser(process)(x, t)[~inside], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="sigma_lo < sigma_hi"):
+        ClassifierGuidance(prior.denoiser(process), lambda *a: None, process, interval=(2.0, 1.0))
+
+
 @pytest.mark.parametrize("data_var", [1.0, 2.5])
 @pytest.mark.parametrize("process", PROCESSES, ids=ids)
 def test_reconstruction_guidance_is_exact_for_isotropic_data(process, data_var):

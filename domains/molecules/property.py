@@ -304,11 +304,14 @@ def property_guidance(denoiser, *, process, predictor: str, target: float | None
             wanted = domain.denormalise(cond[PROPERTIES].detach().cpu())[:, 0].to(x)
         else:
             wanted = torch.full_like(pred, float(target))
-        active = (t.to(x.dtype) <= t_max).to(x.dtype).expand(pred.shape)
-        return -active * (pred - wanted) ** 2 / (2 * std**2)
+        return -(pred - wanted) ** 2 / (2 * std**2)
 
+    if not 0 < t_max <= 1:
+        raise ValueError(f"t_max must be in (0, 1], got {t_max}")
+    # guide only at t <= t_max: the same noise levels as scaled sigma up to that of t_max
+    interval = None if t_max >= 1 else (0.0, float(process.scaled_sigma(torch.tensor([t_max], dtype=torch.float64))))
     base = _DroppedCondition(denoiser) if drop_condition else denoiser
-    return ClassifierGuidance(base, log_likelihood, process, scale=scale)
+    return ClassifierGuidance(base, log_likelihood, process, scale=scale, interval=interval)
 
 
 def _make_process(name: str):
