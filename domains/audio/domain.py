@@ -17,6 +17,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from sciffusion.domain import Batch, Domain
 from sciffusion.parameterization import Cond
+from sciffusion.plotting import save_figure
 from sciffusion.space import DenseSpace, Space
 
 from .data import DIGITS, SpokenDigitsConfig, load_audio_folder, load_spoken_digits
@@ -206,11 +207,7 @@ class AudioDomain(Domain):
         kind = f"{self.spec.n_mels}-band log-mel" if self.spec.n_mels > 0 else "log STFT"
         fig.suptitle(f"{kind} spectrograms (time across, frequency up)", fontsize=10)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=90)
 
     def reference(self, split: str = "test", limit: int | None = None) -> list[AudioSample]:
         data = self.dataset(split)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sciffusion.plotting import save_figure
+
 from .data import to_uint8
 
 
@@ -71,8 +73,4 @@ def sample_grid(images: Tensor, path: str | Path, *, labels: Tensor | Sequence[i
         fig.suptitle(title, fontsize=10)
     # Leave the title its 0.3 inch: tight_layout alone lets the suptitle overlap the first row.
     fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1, rect=(0, 0, 1, 1 - (0.3 / figsize[1] if title else 0)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)

@@ -9,6 +9,8 @@ from typing import Sequence
 import torch
 from torch_geometric.data import Batch, Data
 
+from sciffusion.plotting import save_figure
+
 from . import bonds
 from .data import MoleculeSet
 
@@ -50,11 +52,7 @@ def plot_molecules_3d(molecules: MoleculeSet | Batch | Sequence[Data], path: str
         if titles is not None:
             ax.set_title(titles[m], fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)
 
 
 def draw_molecules_2d(molecules: MoleculeSet | Batch | Sequence[Data], path: str | Path, *, ncols: int = 4,

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from sciffusion.domain import Batch, Domain
 from sciffusion.parameterization import Cond
+from sciffusion.plotting import save_figure
 from sciffusion.space import DenseSpace, Space
 from sciffusion.testing import gaussian_mixture_2d, moment_errors, mode_weights
 
@@ -125,11 +126,7 @@ class ToyDomain(Domain):
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title("toy: samples over the exact density")
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=100)
 
     def metrics(self, samples: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, float]:
         """Moment errors and mode weights against the exact mixture; the reference set's own moment

