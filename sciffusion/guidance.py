@@ -53,6 +53,28 @@ def _inside(interval: tuple[float, float] | None, process: NoiseProcess | None, 
     return (s >= interval[0]) & (s <= interval[1])
 
 
+class DropCondition:
+    """The denoiser with every sample's condition dropped (``cond["drop"]`` all True): the
+    unconditional model of a network trained with condition dropout, for guidance that steers by
+    something else (an observation, a property predictor). ``cond`` still reaches the guidance."""
+
+    def __init__(self, denoiser: Denoiser):
+        self.denoiser = denoiser
+
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        space = space or DenseSpace()
+        drop = torch.ones(space.batch_size(x), dtype=torch.bool, device=x.device)
+        return self.denoiser(x, t, space, {**(cond or {}), DROP: drop})
+
+
+def device_of(denoiser: Denoiser) -> torch.device:
+    """Where a denoiser's parameters live (the CPU for one without any): guidance factories put
+    their observations there."""
+    params = getattr(denoiser, "parameters", None)
+    first = next(params(), None) if params is not None else None
+    return first.device if first is not None else torch.device("cpu")
+
+
 class ClassifierFreeGuidance:
     """x0_hat = x0_uncond + scale * (x0_cond - x0_uncond) (Ho & Salimans 2022).
 
@@ -274,5 +296,5 @@ def _known_offset(x: Tensor, known: Tensor, mask: Tensor, space: Space) -> Tenso
     return offset
 
 
-__all__ = ["ClassifierFreeGuidance", "ClassifierGuidance", "DiffusionPosteriorSampling", "Inpainting",
+__all__ = ["ClassifierFreeGuidance", "ClassifierGuidance", "DiffusionPosteriorSampling", "DropCondition", "Inpainting",
            "ReconstructionGuidance"]

@@ -361,3 +361,15 @@ def test_gradient_guidance_stays_in_the_sample_subspace():
     expected = 0.5 * x
     expected[:, 2] += (process.sigma(t) ** 2 / process.alpha(t))[space.batch] * 2 * x[:, 2]
     torch.testing.assert_close(shift(x, t, space, {}), expected)
+
+
+def test_drop_condition_drops_every_sample_of_dense_and_graph_batches():
+    from sciffusion.guidance import DropCondition
+
+    seen = []
+    spy = lambda x, t, space, cond: seen.append(cond) or x  # noqa: E731
+    x = torch.zeros(5, 3)
+    DropCondition(spy)(x, torch.zeros(5), None, {"label": torch.arange(5)})
+    DropCondition(spy)(x, torch.zeros(2), GraphSpace(torch.tensor([0, 0, 0, 1, 1]), 2), {})
+    assert seen[0][DROP].tolist() == [True] * 5 and seen[0]["label"].tolist() == list(range(5))
+    assert seen[1][DROP].tolist() == [True, True]  # one flag per molecule, not per atom

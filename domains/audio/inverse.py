@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciffusion.guidance import Inpainting
+from sciffusion.guidance import DropCondition, Inpainting, device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
-from sciffusion_domains.images.inverse import METHODS, DropCondition, _device_of, _guide
+from sciffusion_domains.images.inverse import METHODS, posterior_guidance
 
 from .data import read_clip
 from .domain import AudioDomain
@@ -40,8 +40,7 @@ TASKS = ("gap", "continue")
 def read_input(domain: AudioDomain, input: str) -> np.ndarray:
     """The clip to edit ``[samples]``: a file, or ``test:K`` for the K-th held-out clip."""
     if input.startswith("test:"):
-        audio, _, split = domain._clips()
-        test, index = audio[split == 2], int(input.split(":", 1)[1])
+        test, index = domain.waveforms("test")[0], int(input.split(":", 1)[1])
         if not 0 <= index < len(test):
             raise ValueError(f"guidance.input=test:K needs K in 0..{len(test) - 1}, got {index}")
         return test[index].numpy()
@@ -82,19 +81,17 @@ def edit(denoiser: Denoiser, *, process: NoiseProcess, domain: AudioDomain, inpu
         raise ValueError(f"unknown guidance.method {method!r}; choose one of {METHODS}")
     edited = edited_frames(domain, task, start, end)
     waveform = read_input(domain, input)
-    log_spec = torch.from_numpy(domain.spec.log_spectrogram(waveform[None]))
-    if domain.normalizer is None:
-        domain._load()
-    x = domain.normalizer.encode(log_spec)[:, None]  # [1, 1, bins, frames]
+    x = domain.encode(waveform[None])  # [1, 1, bins, frames]
     known = (~edited).expand(x.shape[-2], -1)[None, None]  # [1, 1, bins, frames]
     observed = torch.where(known, x, torch.zeros(()))
     _write(out_dir, domain, waveform, observed, edited, task=task, start=start, end=end, input=input)
-    device = _device_of(denoiser)
+    device = device_of(denoiser)
     known_d, observed_d = known.to(device), observed.to(device)
     if method == "replace":
         return Inpainting(DropCondition(denoiser) if unconditional else denoiser, observed_d, known_d)
-    return _guide(denoiser, process, lambda v: v * known_d, observed_d, method=method, noise_std=noise_std,
-                  scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
+    return posterior_guidance(denoiser, process, lambda v: v * known_d, observed_d, method=method,
+                              noise_std=noise_std, scale=scale, zeta=zeta, data_var=data_var,
+                              unconditional=unconditional)
 
 
 def _write(out_dir: str | None, domain: AudioDomain, waveform: np.ndarray, observed: Tensor, edited: Tensor,

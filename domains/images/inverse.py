@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sciffusion.guidance import DiffusionPosteriorSampling, Inpainting, ReconstructionGuidance
-from sciffusion.losses import DROP
+from sciffusion.guidance import (DiffusionPosteriorSampling, DropCondition, Inpainting, ReconstructionGuidance,
+                                 device_of)
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
 
@@ -104,18 +104,6 @@ def upsample(y: Tensor, factor: int, size: tuple[int, int]) -> Tensor:
     return F.pad(big, (0, size[1] - big.shape[-1], 0, size[0] - big.shape[-2]), value=-1.0)
 
 
-class DropCondition:
-    """The denoiser with every sample's condition dropped (``cond["drop"]`` all True): an image is
-    reconstructed from the unconditional model of a class-conditional network."""
-
-    def __init__(self, denoiser: Denoiser):
-        self.denoiser = denoiser
-
-    def __call__(self, x: Tensor, t: Tensor, space=None, cond=None) -> Tensor:
-        drop = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        return self.denoiser(x, t, space, {**(cond or {}), DROP: drop})
-
-
 # -- shared plumbing ---------------------------------------------------------------------------------
 def _read(path: str, channels: int | None, size: Sequence[int] | None = None) -> Tensor:
     if not Path(path).is_file():
@@ -142,8 +130,12 @@ def _write(out_dir: str | None, y: Tensor, **images: Tensor) -> None:
         image_data.save_png(image[0], folder / f"{name}.png")
 
 
-def _guide(denoiser: Denoiser, process: NoiseProcess, observe: Callable[[Tensor], Tensor], y: Tensor, *,
-           method: str, noise_std: float, scale: float, zeta: float, data_var: float, unconditional: bool):
+def posterior_guidance(denoiser: Denoiser, process: NoiseProcess, observe: Callable[[Tensor], Tensor], y: Tensor,
+                       *, method: str, noise_std: float, scale: float, zeta: float, data_var: float,
+                       unconditional: bool):
+    """The core's posterior guidance for y = observe(x0) + noise: ``reconstruction``
+    (``ReconstructionGuidance``) or ``dps``; ``unconditional`` drops a conditional model's class.
+    Shared by every inverse problem here and by the audio domain's gap filling."""
     if method not in METHODS:
         raise ValueError(f"unknown guidance.method {method!r}; choose one of {METHODS}")
     if unconditional:
@@ -151,12 +143,6 @@ def _guide(denoiser: Denoiser, process: NoiseProcess, observe: Callable[[Tensor]
     if method == "dps":
         return DiffusionPosteriorSampling(denoiser, observe, y, process, zeta=zeta)
     return ReconstructionGuidance(denoiser, observe, y, process, noise_std, scale=scale, data_var=data_var)
-
-
-def _device_of(denoiser) -> torch.device:
-    params = getattr(denoiser, "parameters", None)
-    first = next(params(), None) if params is not None else None
-    return first.device if first is not None else torch.device("cpu")
 
 
 # -- the three problems ------------------------------------------------------------------------------
@@ -173,14 +159,14 @@ def inpaint(denoiser: Denoiser, *, process: NoiseProcess, input: str, mask: str 
     known = ~missing
     observed = torch.where(known, _noisy(image, noise_std, seed) if degrade else image, image.new_zeros(()))
     _write(out_dir, observed, input=image, observation=observed, mask=missing.float() * 2 - 1)
-    device = _device_of(denoiser)
+    device = device_of(denoiser)
     known_d, observed_d = known.to(device), observed.to(device)
     if method == "replace":
         base = DropCondition(denoiser) if unconditional else denoiser
         return Inpainting(base, observed_d, known_d)
     observe = lambda x: x * known_d
-    return _guide(denoiser, process, observe, observed_d, method=method, noise_std=noise_std, scale=scale,
-                  zeta=zeta, data_var=data_var, unconditional=unconditional)
+    return posterior_guidance(denoiser, process, observe, observed_d, method=method, noise_std=noise_std,
+                              scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
 
 
 def superres(denoiser: Denoiser, *, process: NoiseProcess, input: str, factor: int = 2,
@@ -202,10 +188,10 @@ def superres(denoiser: Denoiser, *, process: NoiseProcess, input: str, factor: i
     _write(out_dir, y, input=image, observation=upsample(y, factor, full).clamp(-1, 1))
     # Block averaging has A A^T = I / factor^2, while the guidance's variance r_t^2 + noise_std^2 is
     # that of an A with orthonormal rows: guide with A' = factor A, y' = factor y, noise' = factor noise.
-    y_d = factor * y.to(_device_of(denoiser))
-    return _guide(denoiser, process, lambda x: factor * downsample(x, factor), y_d, method=method,
-                  noise_std=factor * noise_std, scale=scale, zeta=zeta, data_var=data_var,
-                  unconditional=unconditional)
+    y_d = factor * y.to(device_of(denoiser))
+    return posterior_guidance(denoiser, process, lambda x: factor * downsample(x, factor), y_d, method=method,
+                              noise_std=factor * noise_std, scale=scale, zeta=zeta, data_var=data_var,
+                              unconditional=unconditional)
 
 
 def denoise(denoiser: Denoiser, *, process: NoiseProcess, input: str, noise_std: float = 0.3,
@@ -216,6 +202,6 @@ def denoise(denoiser: Denoiser, *, process: NoiseProcess, input: str, noise_std:
     image = _read(input, channels)
     y = _noisy(image, noise_std, seed) if degrade else image
     _write(out_dir, y, input=image, observation=y.clamp(-1, 1))
-    y_d = y.to(_device_of(denoiser))
-    return _guide(denoiser, process, lambda x: x, y_d, method=method, noise_std=noise_std, scale=scale, zeta=zeta,
-                  data_var=data_var, unconditional=unconditional)
+    y_d = y.to(device_of(denoiser))
+    return posterior_guidance(denoiser, process, lambda x: x, y_d, method=method, noise_std=noise_std, scale=scale,
+                              zeta=zeta, data_var=data_var, unconditional=unconditional)

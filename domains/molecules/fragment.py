@@ -20,12 +20,11 @@ The replacement method conditions the free atoms only through the noisy state (s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from sciffusion.guidance import Inpainting
+from sciffusion.guidance import Inpainting, device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.space import GraphSpace, Space
 
@@ -95,12 +94,6 @@ def fragment_state(fragment, *, atom_types, include_charges: bool) -> Tensor:
     return x
 
 
-def _device_of(denoiser: Any) -> torch.device:
-    params = getattr(denoiser, "parameters", None)
-    first = next(params(), None) if params is not None else None
-    return first.device if first is not None else torch.device("cpu")
-
-
 def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None = None, record: int = 0,
              out_dir: str | None = None) -> FragmentInpainting:
     """The guidance of ``guidance=fragment``: molecules of ``num_atoms`` atoms holding molecule
@@ -120,7 +113,7 @@ def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None
         raise ValueError(f"cond.num_atoms={num_atoms} leaves no atom to generate around a fragment of {k} atoms; "
                          f"ask for more than {k}")
     known = fragment_state(frag, atom_types=domain.atom_types, include_charges=domain.include_charges)
-    guide = FragmentInpainting(denoiser, known.to(_device_of(denoiser)))
+    guide = FragmentInpainting(denoiser, known.to(device_of(denoiser)))
     if out_dir is not None:
         from sciffusion.training import distributed
 

@@ -37,7 +37,6 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from sciffusion.losses import DROP
 from sciffusion.parameterization import Cond
 
 from .domain import PROPERTIES
@@ -254,20 +253,6 @@ def _unit(property: str) -> str:
 
 
 # -- guidance -------------------------------------------------------------------------------------
-class _DroppedCondition:
-    """The denoiser with every molecule's condition dropped (a CFG-trained model as its own
-    unconditional model); ``cond`` still carries the requested property for the guidance."""
-
-    def __init__(self, denoiser):
-        self.denoiser = denoiser
-
-    def __call__(self, x, t, space=None, cond=None):
-        cond = dict(cond or {})
-        if PROPERTIES in cond:
-            cond[DROP] = torch.ones(space.batch_size(x), dtype=torch.bool, device=x.device)
-        return self.denoiser(x, t, space, cond)
-
-
 def property_guidance(denoiser, *, process, predictor: str, target: float | None = None, scale: float = 1.0,
                       std: float = 1.0, drop_condition: bool = False, t_max: float = 1.0, domain=None):
     """Classifier guidance by a noise-aware property predictor (a ``_partial_`` guidance factory):
@@ -281,7 +266,7 @@ def property_guidance(denoiser, *, process, predictor: str, target: float | None
     model with its condition dropped, so that only the predictor steers the property. Guidance acts
     only at times ``t <= t_max``: near t = 1 the move of the denoised estimate, sigma^2 / alpha times
     the gradient, is hundreds of times the gradient on ``vp_cosine`` and can throw atoms apart."""
-    from sciffusion.guidance import ClassifierGuidance
+    from sciffusion.guidance import ClassifierGuidance, DropCondition
 
     model, meta = load_predictor(predictor)
     if not meta["network"]["noise_aware"]:
@@ -310,7 +295,7 @@ def property_guidance(denoiser, *, process, predictor: str, target: float | None
         raise ValueError(f"t_max must be in (0, 1], got {t_max}")
     # guide only at t <= t_max: the same noise levels as scaled sigma up to that of t_max
     interval = None if t_max >= 1 else (0.0, float(process.scaled_sigma(torch.tensor([t_max], dtype=torch.float64))))
-    base = _DroppedCondition(denoiser) if drop_condition else denoiser
+    base = DropCondition(denoiser) if drop_condition else denoiser
     return ClassifierGuidance(base, log_likelihood, process, scale=scale, interval=interval)
 
 

@@ -14,10 +14,10 @@ import time
 import torch
 
 from sciffusion.cli import build
+from sciffusion.guidance import DropCondition
 from sciffusion.likelihood import log_likelihood
 from sciffusion.training import load_checkpoint
 from sciffusion_domains.images.domain import ImagesDomain
-from sciffusion_domains.images.inverse import DropCondition
 
 
 def real_vs_real(num: int) -> dict[str, float]:
