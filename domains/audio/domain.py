@@ -99,6 +99,21 @@ class AudioDomain(Domain):
             self._splits = {name: TensorDataset(x[split == i], labels[split == i]) for i, name in enumerate(SPLITS)}
         return self._splits
 
+    def waveforms(self, split: str) -> tuple[Tensor, Tensor]:
+        """The clips ``[N, samples]`` and labels ``[N]`` of one split, as sound."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        audio, labels, split_ids = self._clips()
+        keep = split_ids == SPLITS.index(split)
+        return audio[keep], labels[keep]
+
+    def encode(self, waveforms: np.ndarray) -> Tensor:
+        """Waveforms ``[N, samples]`` as the model's state ``[N, 1, bins, frames]`` (normalised log
+        spectrograms)."""
+        if self.normalizer is None:
+            self._load()
+        return self.normalizer.encode(torch.from_numpy(self.spec.log_spectrogram(np.asarray(waveforms))))[:, None]
+
     def dataset(self, split: str) -> Dataset:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")

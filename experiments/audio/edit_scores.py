@@ -75,9 +75,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     domain, model, process = load(args.checkpoint)
-    audio, labels, split = domain._clips()
-    labels = labels[split == 2][:args.clips]
-    truth = domain.normalizer.encode(torch.from_numpy(domain.spec.log_spectrogram(audio[split == 2][:args.clips].numpy())))
+    audio, labels = domain.waveforms("test")
+    audio, labels = audio[:args.clips], labels[:args.clips]
+    truth = domain.encode(audio.numpy())[:, 0]
     classifier = domain.classifier()
     floor = domain.normalizer.encode(torch.full((1, domain.spec.n_bins, 1), math.log(domain.spec.floor)))[0]
     options = SamplingOptions(sampler=args.sampler, steps=args.steps, grid="karras", batch_size=1, seed=0)
