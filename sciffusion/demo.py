@@ -24,8 +24,8 @@ import torch
 from . import registry
 
 
-REGISTERED_AS = {"molecules": "qm9", "audio_gap": "audio"}  # folder name -> entry-point name, where they differ
-EXTRA_OF = {"audio_gap": "audio"}  # folder name -> pip extra, where they differ
+DOMAIN_OF = {"audio_gap": "audio"}  # demo step -> its domain (folder and pip extra), where they differ
+REGISTERED_AS = {"molecules": "qm9"}  # domain folder -> entry-point name, where they differ
 
 
 def shipped(domain_package: str, name: str) -> Path | None:
@@ -105,10 +105,10 @@ def main(argv: list[str] | None = None) -> Path:
     for name, what, command in demo_steps(out):
         if only is not None and name not in only:
             continue
-        registered = REGISTERED_AS.get(name, name)
+        domain = DOMAIN_OF.get(name, name)
+        registered = REGISTERED_AS.get(domain, domain)
         if registered not in registry.loadable():
-            extra = EXTRA_OF.get(name, name)
-            summary[name] = {"skipped": f"the {registered} plugin does not import; pip install 'sciffusion[{extra}]'"}
+            summary[name] = {"skipped": f"the {registered} plugin does not import; pip install 'sciffusion[{domain}]'"}
             continue
         print(f"\n== {name}: {what}\n   {Path(sys.executable).name} {' '.join(command)}", flush=True)
         t0 = time.perf_counter()
