@@ -32,21 +32,22 @@ from torch.utils.data import Dataset
 
 from .parameterization import Cond
 from .space import DenseSpace, GraphSpace, Space
+from .state import State, state_to
 
 
 @dataclass
 class Batch:
-    """One training batch: ``x`` (dense ``[B, ...]`` or graph rows ``[N, F]``), its ``space`` and
-    the conditions ``cond`` (each ``[B, ...]``)."""
+    """One training batch: ``x`` (dense ``[B, ...]``, graph rows ``[N, F]``, or a ``dict`` of named
+    parts with a ``PartsSpace``), its ``space`` and the conditions ``cond`` (each ``[B, ...]``)."""
 
-    x: Tensor
+    x: State
     space: Space
     cond: Cond = field(default_factory=dict)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Batch":
         """The batch on ``device``; ``dtype`` converts floating tensors only."""
-        move = lambda v: v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)
-        return Batch(move(self.x), space_to(self.space, device), {k: move(v) for k, v in self.cond.items()})
+        return Batch(state_to(self.x, device, dtype), space_to(self.space, device),
+                     {k: state_to(v, device, dtype) for k, v in self.cond.items()})
 
     def __len__(self) -> int:
         return self.space.batch_size(self.x)
@@ -54,12 +55,14 @@ class Batch:
 
 def space_to(space: Space, device: torch.device | str) -> Space:
     """The same space with its tensors (mask, weights, batch) on ``device``."""
+    if hasattr(space, "to"):
+        return space.to(device)
     if isinstance(space, DenseSpace):
         move = lambda v: None if v is None else v.to(device)
         return DenseSpace(move(space.mask), move(space.weights))
     if isinstance(space, GraphSpace):
         return GraphSpace(space.batch.to(device), space.num_samples, space.zero_mean)
-    return space.to(device) if hasattr(space, "to") else space
+    return space
 
 
 class Domain:

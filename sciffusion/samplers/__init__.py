@@ -17,6 +17,7 @@ from ..parameterization import Denoiser
 from ._common import CountedDenoiser, Grid, count_evaluations, prior_sample
 from .ddim import ddim, ddpm
 from .dpm_solver import dpmpp_2m, dpmpp_2m_sde
+from .joint import sample_joint
 from .ode import euler, heun, ode
 from .sde import euler_maruyama, predictor_corrector
 from .unipc import unipc
@@ -35,8 +36,11 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def sample(name: str, denoiser: Denoiser, x: Tensor, ts: Tensor, **kwargs) -> Tensor:
-    """Run the sampler called ``name`` (a key of ``SAMPLERS``) with keyword options ``kwargs``."""
+def sample(name: str, denoiser: Denoiser, x: Tensor | dict[str, Tensor], ts: Tensor, **kwargs):
+    """Run the sampler called ``name`` (a key of ``SAMPLERS``) with keyword options ``kwargs``; a
+    ``dict`` state goes to ``sample_joint`` with ``name`` driving its continuous part."""
+    if isinstance(x, dict):  # a state with several parts: the continuous part runs sampler `name`
+        return sample_joint(denoiser, x, ts, sampler=name, **kwargs)
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
     return SAMPLERS[name](denoiser, x, ts, **kwargs)
@@ -44,5 +48,5 @@ def sample(name: str, denoiser: Denoiser, x: Tensor, ts: Tensor, **kwargs) -> Te
 
 __all__ = [
     "CountedDenoiser", "Grid", "SAMPLERS", "count_evaluations", "ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_sde",
-    "euler", "euler_maruyama", "heun", "ode", "predictor_corrector", "prior_sample", "sample", "unipc",
+    "euler", "euler_maruyama", "heun", "ode", "predictor_corrector", "prior_sample", "sample", "sample_joint", "unipc",
 ]
