@@ -24,6 +24,7 @@ from torch import Tensor
 from .losses import DROP
 from .parameterization import Cond, Denoiser
 from .processes import NoiseProcess
+from .state import first_tensor, is_categorical
 from .space import DenseSpace, Space
 
 LogLikelihood = Callable[[Tensor, Tensor, Space, Cond], Tensor]
@@ -63,7 +64,7 @@ class DropCondition:
 
     def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         space = space or DenseSpace()
-        drop = torch.ones(space.batch_size(x), dtype=torch.bool, device=x.device)
+        drop = torch.ones(space.batch_size(x), dtype=torch.bool, device=first_tensor(x).device)
         return self.denoiser(x, t, space, {**(cond or {}), DROP: drop})
 
 
@@ -103,10 +104,25 @@ class ClassifierFreeGuidance:
         guided = self.guided(t)
         if self.scale == 1 or not guided.any():
             return x0_cond
-        drop_all = torch.ones(space.batch_size(x), dtype=torch.bool, device=x.device)
+        drop_all = torch.ones(space.batch_size(x), dtype=torch.bool, device=first_tensor(x).device)
         x0_uncond = self.denoiser(x, t, space, {**cond, DROP: drop_all})
+        if isinstance(x0_cond, dict):
+            return {name: _guide_part(x0_cond[name], x0_uncond[name], x[name], space[name], guided, self.scale)
+                    for name in x0_cond}
         scale = torch.where(guided, float(self.scale), 1.0).to(x)
         return x0_uncond + space.per_sample(scale, x) * (x0_cond - x0_uncond)
+
+
+def _guide_part(cond: Tensor, uncond: Tensor, x: Tensor, space: Space, guided: Tensor, scale: float) -> Tensor:
+    """One part of a joint state under classifier-free guidance. A continuous part extrapolates its x0
+    estimate linearly; a categorical part's class probabilities extrapolate log-linearly,
+    p ~ p_uncond (p_cond / p_uncond)^scale, renormalised (the guided distribution of Nisonoff et al.
+    2024 and of classifier-free guidance for masked diffusion)."""
+    s = space.per_sample(torch.where(guided, float(scale), 1.0).to(cond.dtype), x)
+    if is_categorical(x):
+        log_u, log_c = torch.log(uncond.clamp_min(1e-30)), torch.log(cond.clamp_min(1e-30))
+        return torch.softmax(log_u + s[..., None] * (log_c - log_u) if s.dim() else log_u + s * (log_c - log_u), -1)
+    return uncond + s * (cond - uncond)
 
 
 class ClassifierGuidance:
@@ -250,28 +266,70 @@ class Inpainting:
     of ``known``. Other columns, and dense data (no ``zero_mean`` columns), are pasted as given.
     """
 
-    def __init__(self, denoiser: Denoiser, known: Tensor, mask: Tensor):
-        self.denoiser, self.known, self.mask = denoiser, known, mask.to(torch.bool)
+    def __init__(self, denoiser: Denoiser, known: Tensor | dict[str, Tensor], mask: Tensor | dict[str, Tensor]):
+        self.denoiser, self.known = denoiser, known
+        self.mask = {k: v.to(torch.bool) for k, v in mask.items()} if isinstance(mask, dict) else mask.to(torch.bool)
 
     def entries(self, x: Tensor, space: Space) -> tuple[Tensor, Tensor]:
         """``known`` and ``mask`` for the batch ``x`` (broadcastable to it)."""
         return self.known.to(x), self.mask.to(x.device)
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space = space or DenseSpace()
-        x0_hat = self.denoiser(x, t, space, cond or {})
-        known, mask = self.entries(x0_hat, space)
+    def _paste(self, x0_hat: Tensor, known: Tensor, mask: Tensor, space: Space) -> Tensor:
         if not _translation_columns(space):
             return torch.where(mask, known, x0_hat)
         known = known + _known_offset(x0_hat, known, mask, space)
         return space.project(torch.where(mask, known, x0_hat))
 
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        space = space or DenseSpace()
+        if isinstance(x, dict):
+            x = {name: self._show_known(name, part) for name, part in x.items()}
+            x0_hat = self.denoiser(x, t, space, cond or {})
+            return {name: self._paste_part(name, x[name], x0_hat[name], space[name]) for name in x0_hat}
+        x0_hat = self.denoiser(x, t, space, cond or {})
+        known, mask = self.entries(x0_hat, space)
+        return self._paste(x0_hat, known, mask, space)
+
+    def _show_known(self, name: str, x: Tensor) -> Tensor:
+        """A categorical part's known entries enter the denoiser as their clean class. Under a masked
+        process an unmasked entry *is* clean at every t, so this conditions the other parts exactly
+        (MDLM-style infilling); under uniform or marginal priors it is the evidence of an entry that
+        already reads the known class."""
+        if name not in self.known or not is_categorical(x):
+            return x
+        return torch.where(self.mask[name].to(x.device), self.known[name].to(x.device), x)
+
+    def _paste_part(self, name: str, x: Tensor, estimate: Tensor, space: Space) -> Tensor:
+        """One part of a joint state: continuous parts as above; a categorical part's probabilities
+        become certain (one-hot) at known entries, so its reverse steps land on the known class."""
+        if name not in self.known:
+            return estimate
+        known, mask = self.known[name].to(estimate.device), self.mask[name].to(estimate.device)
+        if is_categorical(x):
+            onehot = torch.nn.functional.one_hot(known, estimate.shape[-1]).to(estimate)
+            return torch.where(mask[..., None], onehot, estimate)
+        return self._paste(estimate, known.to(estimate), mask, space)
+
     def restore(self, x: Tensor, space: Space) -> Tensor:
         """Final samples ``x`` in the frame of ``known``: on translation-invariant columns each sample
         is translated so that the centroid of its known entries is that of ``known`` (which puts them
         at ``known`` up to rounding, since the last estimate had them pasted), then the known entries
-        are pasted exactly. Without such columns only the paste remains."""
+        are pasted exactly. Without such columns only the paste remains. Joint states: per part."""
+        if isinstance(x, dict):
+            return {name: self._restore_part(name, part, space[name]) for name, part in x.items()}
         known, mask = self.entries(x, space)
+        if _translation_columns(space):
+            x = x - _known_offset(x, known, mask, space)
+        return torch.where(mask, known, x)
+
+
+    def _restore_part(self, name: str, x: Tensor, space: Space) -> Tensor:
+        if name not in self.known:
+            return x
+        known, mask = self.known[name].to(x.device), self.mask[name].to(x.device)
+        if is_categorical(x):
+            return torch.where(mask, known, x)
+        known = known.to(x)
         if _translation_columns(space):
             x = x - _known_offset(x, known, mask, space)
         return torch.where(mask, known, x)
