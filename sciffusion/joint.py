@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .categorical import CategoricalProcess
+from .couplings import get_coupling
 from .losses import TIME_SAMPLERS, WEIGHTINGS, _choose, drop_condition
 from .parameterization import Coefficients, Cond, Target, get_target
 from .processes import NoiseProcess
@@ -144,14 +145,16 @@ class JointLoss:
     Continuous part k: ``w(t) * mean_i (T_hat - T)_i^2`` exactly as ``DiffusionLoss`` (``weighting``
     on x0 errors, converted to the model's target). Categorical part k: the mean over its entries of
     -log p0(x0) (``categorical_weighting="uniform"``), or the masked process's ELBO integrand
-    ``-kappa'/(1-kappa) * [x_t masked] * -log p0(x0)`` (``"elbo"``). ``last_parts`` keeps the batch
-    mean of each part's loss for logging.
+    ``-kappa'/(1-kappa) * [x_t masked] * -log p0(x0)`` (``"elbo"``). ``coupling`` re-pairs each
+    continuous part's noise with its data (``sciffusion.couplings``, e.g. ``equivariant_ot`` for
+    positions). ``last_parts`` keeps the batch mean of each part's loss for logging.
     """
 
     def __init__(self, process: JointProcess, *, weights: Mapping[str, float] | None = None,
                  weighting: str = "uniform", weighting_options: dict | None = None,
                  categorical_weighting: str = "uniform", time_distribution: str = "uniform",
-                 time_options: dict | None = None, cond_dropout: float = 0.0, self_condition: float = 0.0):
+                 time_options: dict | None = None, cond_dropout: float = 0.0, self_condition: float = 0.0,
+                 coupling: str = "independent"):
         if weighting != "uniform":
             _choose(CONTINUOUS_WEIGHTINGS, weighting, "loss weighting")
         if categorical_weighting not in CATEGORICAL_WEIGHTINGS:
@@ -168,6 +171,7 @@ class JointLoss:
         self.weighting_options, self.time_options = dict(weighting_options or {}), dict(time_options or {})
         self.time_distribution, self.cond_dropout, self.self_condition = time_distribution, cond_dropout, self_condition
         self.last_parts: dict[str, Tensor] = {}
+        self.coupling = get_coupling(coupling)
         if categorical_weighting == "elbo":
             for name in process.categorical:
                 process[name].elbo_weight(torch.zeros(1))  # raises for a process without this ELBO
@@ -186,7 +190,7 @@ class JointLoss:
                 x_t[name] = p.noise(x0[name], kappa, generator)
             else:
                 clean = sp.project(x0[name])
-                eps[name] = sp.randn_like(clean, generator)
+                eps[name] = self.coupling(clean, sp.randn_like(clean, generator), sp)
                 c = Coefficients.at(p, t.to(clean.dtype), clean, sp)
                 x_t[name] = c.alpha * clean + c.sigma * eps[name]
         return x_t, eps

@@ -59,7 +59,18 @@ def sample_time_logit_normal(n: int, process: NoiseProcess, generator=None, *, m
     return t.clamp(max=process.t_max)
 
 
+def sample_time_beta(n: int, process: NoiseProcess, generator=None, *, a: int = 1, b: int = 2, **_) -> Tensor:
+    """t ~ Beta(a, b) for whole a, b: the a-th smallest of a + b - 1 uniforms (exact, and driven by
+    ``generator`` so training stays reproducible). With t = 0 data, Beta(1, 2) leans towards the data
+    end: SemlaFlow's Beta(2, 1) in flow time (Irwin et al. 2024)."""
+    if int(a) != a or int(b) != b or a < 1 or b < 1:
+        raise ValueError(f"the beta time law takes whole a, b >= 1, got a={a}, b={b}")
+    u = torch.rand(n, int(a + b - 1), generator=generator, dtype=torch.float64, device=_device(generator))
+    return torch.sort(u, dim=1).values[:, int(a) - 1].clamp(1e-5, process.t_max)
+
+
 TIME_SAMPLERS = {
+    "beta": sample_time_beta,
     "uniform": sample_time_uniform,
     "log_normal": sample_time_log_normal,
     "logit_normal": sample_time_logit_normal,
@@ -89,11 +100,12 @@ class DiffusionLoss:
     prediction of that target (``ModelDenoiser``, ``EDMPrecond``). Returns the loss ``[B]``.
     Masked entries (``DenseSpace(mask=...)``) are zeroed before noising and do not count;
     ``DenseSpace(weights=...)`` makes the per-sample mean a weighted one (see ``DenseSpace``).
+    ``coupling`` pairs data with noise (``sciffusion.couplings``: minibatch or equivariant OT).
     """
 
     def __init__(self, process: NoiseProcess, *, weighting: str = "uniform", time_distribution: str = "uniform",
                  cond_dropout: float = 0.0, weighting_options: dict | None = None,
-                 time_options: dict | None = None):
+                 time_options: dict | None = None, coupling: str = "independent"):
         if weighting != "uniform":
             _choose(WEIGHTINGS, weighting, "loss weighting")
         _choose(TIME_SAMPLERS, time_distribution, "training time distribution")
@@ -103,6 +115,9 @@ class DiffusionLoss:
         self.cond_dropout = cond_dropout
         self.weighting_options = dict(weighting_options or {})
         self.time_options = dict(time_options or {})
+        from .couplings import get_coupling
+
+        self.coupling = get_coupling(coupling)
 
     def sample_time(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return TIME_SAMPLERS[self.time_distribution](n, self.process, generator, **self.time_options)
@@ -124,7 +139,7 @@ class DiffusionLoss:
             t = self.sample_time(batch, generator)
         t = t.to(device=x0.device, dtype=torch.float64)
         x0 = space.project(x0)
-        eps = space.randn_like(x0, generator)
+        eps = self.coupling(x0, space.randn_like(x0, generator), space)
         c = Coefficients.at(self.process, t.to(x0.dtype), x0, space)
         x_t = c.alpha * x0 + c.sigma * eps
         target = model.target.from_x0_eps(x0, eps, c)
