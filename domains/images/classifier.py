@@ -144,7 +144,10 @@ def load_classifier(path_or_name: str | Path = "mnist5k") -> ImageClassifier:
     path = Path(path_or_name)
     if not path.is_file():
         raise FileNotFoundError(f"no classifier checkpoint at {path}; pass a file or one of {SHIPPED}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from sciffusion.training.checkpoint import safe_load
+
+    checkpoint = safe_load(path, what="classifier checkpoint",
+                           fix=f"pass a file written by `python -m sciffusion_domains.images.classifier` or one of {SHIPPED}")
     model = ImageClassifier(**checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
     model.meta = checkpoint.get("meta", {})

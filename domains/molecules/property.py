@@ -122,7 +122,10 @@ def save_predictor(model: PropertyPredictor, path: str | Path, meta: dict[str, A
 
 def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[PropertyPredictor, dict[str, Any]]:
     """The predictor in eval mode and the checkpoint's metadata (read with ``weights_only=True``)."""
-    state = torch.load(path, map_location=device, weights_only=True)
+    from sciffusion.training.checkpoint import safe_load
+
+    state = safe_load(path, what="property predictor", map_location=device,
+                      fix="pass a file written by `python -m sciffusion_domains.molecules.property train`")
     if not isinstance(state, dict) or state.get("kind") != KIND:
         raise ValueError(f"{path} is not a property-predictor checkpoint (written by `property train`)")
     model = PropertyPredictor(state["num_features"], **state["network"])

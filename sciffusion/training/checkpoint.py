@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ FORMAT, VERSION = "sciffusion-checkpoint", 1
 
 class CheckpointError(RuntimeError):
     """A file that is not a readable sciffusion checkpoint."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A file that ends early or is not a torch archive at all (a crash mid-copy, a disk filling up)."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -49,19 +54,65 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def _reason(err: BaseException) -> str:
+    """What went wrong, in PyTorch's words minus its advice (retrying with ``weights_only=False`` or
+    allow-listing classes runs code from the file: wrong for a file of unknown origin)."""
+    text = str(err)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it holds a pickled {found.group(1)} object"
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, flags=re.S)
+    if found:
+        return f"its pickle needs more than tensors and plain values ({' '.join(found.group(1).split())})"
+    if isinstance(err, pickle.UnpicklingError):
+        return "its pickle needs more than tensors and plain values"
+    if isinstance(err, EOFError) or not text:
+        return "the file is empty or ends early"
+    return text.split(". ")[0].strip().rstrip(".")
+
+
+def safe_load(path: str | Path, *, what: str = "checkpoint", fix: str = "",
+              map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with errors a user can act on: a ``CheckpointError`` that
+    names the file, what is wrong with it and ``fix`` (what to pass instead). Every file of tensors
+    the library reads from a user (checkpoints, predictors, classifiers) goes through here."""
+    path = Path(path)
+    fix = f"; {fix}" if fix else ""
+    if not path.is_file():
+        raise CheckpointError(f"no {what} at {path}{fix}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path} cannot be loaded safely: {_reason(err)}; it was not written by sciffusion "
+                              f"and is not loaded, since unpickling it could run code from the file{fix}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CorruptCheckpointError(f"{path} is not a readable {what} (truncated or corrupt: {_reason(err)}){fix}") from None
+
+
+def numbered_checkpoints(folder: str | Path) -> list[Path]:
+    """The numbered checkpoints (``step_*.ckpt``, written with ``train.keep_every``) in ``folder``, oldest first."""
+    folder = Path(folder)
+    return sorted(folder.glob("step_*.ckpt")) if folder.is_dir() else []
+
+
+def _alternatives(path: Path) -> str:
+    """Which other checkpoints the folder of ``path`` holds, for an error about ``path``."""
+    others = [p for p in numbered_checkpoints(path.parent) if p != path]
+    if not others:
+        return f"{path.parent} holds no numbered checkpoints (step_*.ckpt, written with train.keep_every)"
+    names = ", ".join(p.name for p in others[-3:])
+    return f"the numbered checkpoints beside it are {names} (the newest is {others[-1]})"
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; raises ``CheckpointError`` naming the problem."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass the path of a .ckpt file, e.g. RUN_DIR/checkpoints/last.ckpt")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path} holds objects that cannot be loaded safely (weights_only=True): {err}; "
-                              "it was not written by sciffusion") from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {err}); "
-                              "use an earlier periodic checkpoint from the same folder") from err
+        state = safe_load(path, map_location=map_location)
+    except CorruptCheckpointError as err:
+        raise CorruptCheckpointError(f"{err}; {_alternatives(path)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a sciffusion checkpoint (found {keys}); "
