@@ -5,11 +5,12 @@
     sciffusion-train --multirun optim.lr=1e-3,3e-4
 
 Writes into Hydra's run directory: config.yaml, checkpoints/last.ckpt (and step_*.ckpt with
-train.keep_every), metrics.jsonl, tensorboard/ and samples/ (with train.sample_every).
+train.keep_every), metrics.jsonl, tensorboard/ and samples/ (with train.sample_every). Rerun in the
+same run directory (hydra.run.dir) to resume; a different config stops with the keys that differ
+(see sciffusion.training.resume), before anything in the folder is rewritten.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,8 +18,24 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from . import build
+from .errors import reported
 from .schema import CONFIG_MODULE
-from ..training import NonFiniteLossError, Trainer, distributed, seed_everything
+from ..training import Trainer, distributed, seed_everything
+
+HYDRA_SUBDIR = ".hydra"  # Hydra's records of the run, written here once the run may start (conf/train.yaml)
+
+
+def save_hydra_records(cfg: DictConfig, run_dir: Path) -> None:
+    """What Hydra writes into ``.hydra/`` (the composed config, Hydra's own and the overrides), written
+    after the resume check so that a rejected rerun leaves the run's records as they were."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    folder = run_dir / HYDRA_SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml({"hydra": hydra_cfg}))
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.overrides.task))
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
@@ -30,10 +47,12 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     trainer = Trainer(domain=parts.domain, model=parts.model, process=parts.process, loss=parts.loss,
                       optimizer=parts.optimizer, run_dir=run_dir, options=build.train_options(plain),
                       sampling=build.sampling_options(plain), config=plain)
-    if trainer.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(plain))
     try:
+        trainer.restore()  # may refuse a checkpoint trained with another config: before writing anything
+        if trainer.rank == 0 and not trainer.finished:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(plain))
+            save_hydra_records(cfg, run_dir)
         return trainer.fit()
     finally:
         distributed.teardown()
@@ -41,11 +60,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 
 @hydra.main(config_path=CONFIG_MODULE, config_name="train", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    try:
+    with reported("sciffusion-train", out_dir=HydraConfig.get().runtime.output_dir, hydra_subdir=HYDRA_SUBDIR):
         record = run(cfg, HydraConfig.get().runtime.output_dir)
-    except NonFiniteLossError as err:
-        print(f"sciffusion-train: {err}", file=sys.stderr)
-        sys.exit(1)
     if record:
         print(f"sciffusion-train: done, final loss {record['loss']:.4g}; outputs in {HydraConfig.get().runtime.output_dir}")
 

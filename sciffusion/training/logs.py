@@ -6,12 +6,35 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+
+def forget_after(path: Path, step: int) -> None:
+    """Drop the records after ``step`` from a metrics file: a run resumed from step N (or started afresh,
+    N = 0) logs steps N+1... again, and each step must appear once. Rewritten atomically."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if _step_of(line) <= step]
+    if len(kept) == len(lines):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
+
+
+def _step_of(line: str) -> float:
+    """The step of a metrics record; a line that is not one (cut off by a kill mid-write) counts as after."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 class RunLogger:
@@ -23,16 +46,18 @@ class RunLogger:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.writer = None
         self.bar = None
+        self.file = None  # opened at the first record: a run that logs nothing leaves no empty file
         self._last_time, self._last_step = time.perf_counter(), start_step
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a", buffering=1)
+        forget_after(self.path, start_step)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                # purge_step: TensorBoard too drops what a killed run logged after its checkpoint.
+                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=start_step + 1)
             except ImportError:
                 warnings.warn("TensorBoard is not installed, logging to metrics.jsonl only; "
                               "pip install 'sciffusion[tensorboard]'", stacklevel=2)
@@ -50,6 +75,8 @@ class RunLogger:
         if not self.enabled:
             return
         record = {"step": step, "kind": kind, "time": time.time(), **values}
+        if self.file is None:
+            self.file = open(self.path, "a", buffering=1)
         self.file.write(json.dumps(record, default=float) + "\n")
         if self.writer is not None:
             for key, value in values.items():
@@ -66,7 +93,8 @@ class RunLogger:
     def close(self) -> None:
         if not self.enabled:
             return
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
         if self.writer is not None:
             self.writer.close()
         if self.bar is not None:

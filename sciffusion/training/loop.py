@@ -8,6 +8,7 @@ a fixed micro-batch size) nor on where a run was interrupted: a checkpoint holds
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -23,14 +24,26 @@ from ..domain import Batch, Domain
 from ..losses import DiffusionLoss
 from ..processes import NoiseProcess
 from . import distributed
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from .checkpoint import (CheckpointError, CorruptCheckpointError, load_checkpoint, rng_state, save_checkpoint,
+                         seed_everything, set_rng_state)
 from .data import Layout, StepSampler
 from .ema import EMA
 from .generate import SamplingOptions, decode_all, generate
 from .logs import RunLogger
+from .resume import check_resumable, load_weights
 from .schedule import make_schedule
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+logger = logging.getLogger("sciffusion.train")
+
+
+def announce(message: str) -> None:
+    """Tell the user: into the log when logging is configured (the apps: console and RUN_DIR/train.log),
+    else on stdout."""
+    if logger.isEnabledFor(logging.INFO) and logger.hasHandlers():
+        logger.info(message)
+    else:
+        print(message, flush=True)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -42,7 +55,10 @@ class TrainOptions:
     """The loop's options (``train:`` in the configs). ``batch_size`` is the global batch: it is split
     over ``world_size`` ranks and ``accumulate`` accumulation steps. ``save_every`` rewrites
     ``last.ckpt``; ``keep_every`` (0 = never) keeps numbered copies. ``resume`` is "auto" (continue
-    from ``last.ckpt`` in the run directory if there is one), a checkpoint path, or None (start afresh)."""
+    from ``last.ckpt`` in the run directory if there is one), a checkpoint path, or None (start afresh);
+    a run continues only with the config it was trained with, up to the options in
+    ``resume.MAY_CHANGE``. ``init_from`` starts a new run from a checkpoint's model and EMA weights
+    (not its optimiser, schedule or step): fine-tuning, a longer anneal, a distillation teacher."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -65,6 +81,7 @@ class TrainOptions:
     progress: bool = True
     tensorboard: bool = True
     resume: str | None = "auto"
+    init_from: str | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -139,6 +156,7 @@ class Trainer:
         self.dataset = domain.dataset("train")
         self.step = 0
         self._reference: list | None = None
+        self._restored = False
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -186,6 +204,39 @@ class Trainer:
         if resume == "auto":
             return self.last_path if self.last_path.is_file() else None
         return Path(resume)
+
+    def _read_resume(self, path: Path) -> dict[str, Any]:
+        try:
+            return load_checkpoint(path, map_location=self.device)
+        except CorruptCheckpointError as err:
+            raise CorruptCheckpointError(f"cannot resume: {err}; resume from another with train.resume=PATH, "
+                                         "or start afresh with train.resume=null") from None
+        except CheckpointError as err:
+            raise CheckpointError(f"cannot resume from train.resume={self.opts.resume}: {err}") from None
+
+    def restore(self) -> None:
+        """Before training (once): continue from the resume checkpoint when there is one and its config
+        matches, else start from ``init_from``'s weights when given, else from the initial weights.
+        Raises ``ConfigMismatchError`` (nothing written) when the configs differ."""
+        if self._restored:
+            return
+        path = self._resume_path()
+        if path is not None:
+            state = self._read_resume(path)
+            check_resumable(state, self.config, path)
+            self.load_state_dict(state)
+            if self.rank == 0 and not self.finished:
+                announce(f"resuming from step {self.step} of {path}")
+        elif self.opts.init_from:
+            state = load_checkpoint(self.opts.init_from, map_location=self.device)
+            load_weights(self.model, self.ema, state, self.config, self.opts.init_from)
+            if self.rank == 0:
+                announce(f"starting a new run from the weights of {self.opts.init_from} (step {state['step']})")
+        self._restored = True
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.opts.steps
 
     # -- the loop ----------------------------------------------------------------------------
     def _sampler(self, start: int) -> StepSampler:
@@ -269,11 +320,15 @@ class Trainer:
         return float(value)
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``steps``, resuming from a checkpoint if one is configured. Returns the last log record."""
-        path = self._resume_path()
-        if path is not None:
-            self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        """Train to ``steps``, resuming from a checkpoint if one is configured. Returns the last log record
+        (empty when the run had already finished)."""
+        self.restore()
         o = self.opts
+        if self.finished:
+            if self.rank == 0:
+                announce(f"the run in {self.run_dir} is finished: step {self.step} of train.steps={o.steps}; "
+                         "nothing to train (raise train.steps to train longer)")
+            return {}
         log = RunLogger(self.run_dir, total_steps=o.steps, start_step=self.step, enabled=self.rank == 0,
                         tensorboard=o.tensorboard, progress=o.progress)
         record: dict[str, Any] = {}

@@ -1,0 +1,104 @@
+"""When a run may continue from a checkpoint, and starting a new run from a checkpoint's weights.
+
+A run continues (``train.resume``) only with the configuration it was trained with. Options that
+change neither the model nor the optimisation may differ between the two (``MAY_CHANGE``); any other
+difference stops the run with the differing keys and the ways out, instead of training EDM weights as
+flow matching. ``train.init_from`` is the explicit way to start a *new* run from trained weights.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CheckpointError
+
+#: Options a resumed run may change (dotted paths; a trailing ".*" covers a whole group). The length of
+#: the run, how often it logs, saves and samples, where the progress goes, how data is fetched, the
+#: device, and where it resumes from. With a decaying learning-rate schedule a new ``train.steps``
+#: stretches the rest of the schedule to the new length.
+MAY_CHANGE = (
+    "train.steps", "train.log_every", "train.save_every", "train.keep_every", "train.sample_every",
+    "train.sample_count", "train.progress", "train.tensorboard", "train.num_workers", "train.device",
+    "train.resume", "sampling.*",
+)
+
+
+class ConfigMismatchError(CheckpointError):
+    """A run folder's checkpoint was trained with another configuration than the one given now."""
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as {dotted.path: value}; lists and other values are leaves."""
+    if not isinstance(config, dict) or (prefix and not config):
+        return {prefix: config}
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def may_change(key: str) -> bool:
+    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in MAY_CHANGE)
+
+
+_ABSENT = object()
+
+
+def _default_on_one_side(a: Any, b: Any) -> bool:
+    return (a is _ABSENT and b is None) or (a is None and b is _ABSENT)
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (old value, new value)} for every option that differs and may not change on resume.
+    A key present on one side only shows as ``<absent>`` on the other; absent and None are the same
+    (an option added since the checkpoint was written, left at its default)."""
+    a, b = flatten(old), flatten(new)
+    changes = {}
+    for key in sorted(a.keys() | b.keys()):
+        before, after = a.get(key, _ABSENT), b.get(key, _ABSENT)
+        if before != after and not may_change(key) and not _default_on_one_side(before, after):
+            changes[key] = (before, after)
+    return changes
+
+
+def _show(value: Any) -> str:
+    return "<absent>" if value is _ABSENT else repr(value) if isinstance(value, str) else str(value)
+
+
+def describe_changes(changes: dict[str, tuple[Any, Any]], *, limit: int = 8) -> str:
+    """``key: old -> new, ...`` on one line (the first ``limit``, then how many more)."""
+    shown = [f"{key}: {_show(a)} -> {_show(b)}" for key, (a, b) in list(changes.items())[:limit]]
+    more = len(changes) - limit
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path) -> None:
+    """Raise ``ConfigMismatchError`` unless ``config`` may continue the run of ``checkpoint`` (read from
+    ``path``). Nothing to compare (a Trainer used without a config) passes."""
+    stored = checkpoint.get("config") or {}
+    if not stored or not config:
+        return
+    changes = config_changes(stored, config)
+    if changes:
+        raise ConfigMismatchError(
+            f"not resuming {path}: it was trained with another config ({describe_changes(changes)}). "
+            "To continue that run, rerun with its options (its config.yaml); to start afresh in this folder "
+            "pass train.resume=null (this overwrites it); for a separate run choose a new folder "
+            "(hydra.run.dir=NEW); to start a new run from its weights pass train.init_from=" f"{path}")
+
+
+def load_weights(model, ema, checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path) -> None:
+    """Copy a checkpoint's model and EMA weights into ``model`` and ``ema`` (a new run: the optimiser,
+    step, schedule and the EMA's warm-up start afresh). A network that does not fit names the options
+    that differ from the checkpoint's."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+        ema.module.load_state_dict(checkpoint["ema"]["module"])
+    except RuntimeError as err:
+        stored = checkpoint.get("config") or {}
+        changes = {k: v for k, v in config_changes(stored, config).items()
+                   if k.split(".")[0] in ("network", "domain", "parameterization")}
+        first = " ".join(str(err).split("\n\t")[1:3]) or str(err).splitlines()[0]
+        why = f"the network options differ ({describe_changes(changes)})" if changes else first
+        raise ConfigMismatchError(f"train.init_from={path}: its weights do not fit this model: {why}; "
+                                  "use the checkpoint's network and domain options (its config)") from None
