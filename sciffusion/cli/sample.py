@@ -4,7 +4,8 @@
         steps=32 out_dir=samples/toy
     torchrun --nproc_per_node=2 -m sciffusion.cli.sample checkpoint=... out_dir=...   # same samples
 
-Writes the domain's native files and figure.png into out_dir.
+Writes the domain's native files and figure.png into out_dir (in a --multirun, into a sub-folder per
+job named by its swept overrides: see sweep.py).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import build
+from .errors import reported
 from .schema import CONFIG_MODULE
+from .sweep import output_dir
 from ..domain import Domain
 from ..training import SamplingOptions, decode_all, distributed, generate, load_checkpoint
 
@@ -24,8 +27,7 @@ def draw(opts: dict[str, Any]) -> tuple[Domain, list[Any]]:
     """Load ``opts["checkpoint"]``, draw ``opts["num_samples"]`` samples (sharded over ranks) and
     return the domain and the decoded samples (on every rank)."""
     state = load_checkpoint(opts["checkpoint"])
-    parts = build.build(state["config"])
-    parts.domain.load_state_dict(state.get("domain", {}))  # absent in checkpoints written before it existed
+    parts = build.build(state["config"], domain_state=state.get("domain", {}))  # absent in old checkpoints
     weights = state["ema"]["module"] if opts["use_ema"] else state["model"]
     parts.model.load_state_dict(weights)
     device = distributed.pick_device(opts["device"])
@@ -54,13 +56,15 @@ def write(domain: Domain, objects: list[Any], out_dir: str | Path, *, figure: bo
 @hydra.main(config_path=CONFIG_MODULE, config_name="sample", version_base="1.3")
 def app(cfg: DictConfig) -> None:
     opts = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    try:
-        domain, objects = draw(opts)
-        files = write(domain, objects, opts["out_dir"], figure=opts["figure"])
-    finally:
-        distributed.teardown()
+    out_dir = output_dir(opts["out_dir"])
+    with reported("sciffusion-sample", out_dir=out_dir):
+        try:
+            domain, objects = draw(opts)
+            files = write(domain, objects, out_dir, figure=opts["figure"])
+        finally:
+            distributed.teardown()
     if files:
-        print(f"sciffusion-sample: {len(objects)} samples; wrote {len(files)} files to {opts['out_dir']}")
+        print(f"sciffusion-sample: {len(objects)} samples; wrote {len(files)} files to {out_dir}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import MISSING, DictConfig
 
+from . import sweep
 from ..training import SamplingOptions, TrainOptions
 
 CONFIG_MODULE = "pkg://sciffusion.conf"
@@ -81,3 +82,4 @@ def register() -> None:
     store.store(name="sample_schema", node=SampleApp)
     store.store(name="evaluate_schema", node=EvaluateApp)
     Plugins.instance().register(DomainSearchPath)
+    sweep.register()
