@@ -137,6 +137,11 @@ class Domain:
         if state:
             raise ValueError(f"domain {self.name!r} keeps no state but the checkpoint holds {sorted(state)}")
 
+    def prepare_process(self, process: Any) -> None:
+        """Fill in what a noise process needs from the data, such as the class marginals of a
+        categorical part with a marginal prior (``JointProcess``); keep it in ``state_dict`` so that
+        sampling needs no data. Called when the apps build a process; nothing by default."""
+
     def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
         """The field's own measures of how well ``samples`` match ``reference``."""
         return {}

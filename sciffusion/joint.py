@@ -76,6 +76,27 @@ class JointProcess:
         return f"JointProcess({self.parts!r})"
 
 
+def make_joint_process(parts: Mapping[str, Mapping]) -> JointProcess:
+    """A ``JointProcess`` from plain options, one entry per part: a Gaussian process by name
+    (``{"name": "vp_cosine", ...}``, see ``processes.make_process``) or a categorical one
+    (``{"categorical": {"num_classes": 5, "prior": "marginal", "schedule": "cosine"}}``). A marginal
+    prior without ``marginals`` gets them from the domain (``Domain.prepare_process``)."""
+    from .processes import make_process
+
+    built = {}
+    for name, options in parts.items():
+        options = dict(options)
+        if "categorical" in options:
+            built[name] = CategoricalProcess(**dict(options.pop("categorical")))
+            if options:
+                raise ValueError(f"part {name!r}: a categorical part takes only 'categorical', got {sorted(options)}")
+        elif "name" in options:
+            built[name] = make_process(**options)
+        else:
+            raise ValueError(f"part {name!r} needs 'name' (a Gaussian process) or 'categorical' options, got {sorted(options)}")
+    return JointProcess(built)
+
+
 def prior_sample_joint(process: JointProcess, like: Mapping[str, Tensor], space: PartsSpace, *,
                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """A draw from every part's prior, shaped like ``like``: N(0, sigma(t_max)^2) in each continuous
@@ -241,4 +262,4 @@ def _gen_device(generator: torch.Generator | None) -> torch.device:
 
 
 __all__ = ["CATEGORICAL_WEIGHTINGS", "CONTINUOUS_WEIGHTINGS", "JointLoss", "JointModel", "JointProcess", "SELF_COND",
-           "prior_sample_joint"]
+           "make_joint_process", "prior_sample_joint"]

@@ -53,7 +53,9 @@ def test_every_group_has_options():
 def test_every_train_config_composes_and_its_core_parts_build(override):
     """Process, loss, optimiser and options build for every config; the whole model for the toy
     domain (other domains test their own networks)."""
-    cfg = compose_plain("train", [override])
+    # the joint options describe a state with several parts, which an experiment names: compose them in one
+    joint = override.split("=")[1] == "joint"
+    cfg = compose_plain("train", [override, *(["experiment=toy_joint"] if joint else [])])
     assert registry.load_class(cfg["domain"]["name"]).name == cfg["domain"]["name"]
     process = instantiate(cfg["process"])
     instantiate(cfg["loss"])(process)

@@ -173,3 +173,12 @@ def test_edge_space_reductions_and_empty_samples():
     assert index.shape == (2, 6) and which.tolist() == [0, 1, 2, 0, 1, 2]
     with pytest.raises(ValueError, match="once"):
         EdgeSpace(torch.tensor([[1], [0]]), torch.tensor([0]), 1, 2)
+
+
+def test_toy_joint_trains_samples_and_scores(tmp_path):
+    """The mixed toy example end to end through the apps' code path: train, sample, decode, metrics."""
+    from sciffusion.demo import run_toy
+
+    metrics = run_toy(tmp_path, 150, experiment="toy_joint", sampler="ddpm", sampling_steps=50, grid="uniform_t")
+    assert (tmp_path / "samples.csv").read_text().splitlines()[0] == "x,y,label"
+    assert metrics["label_consistency"] > 0.8 and metrics["label_weight_gap"] < 0.15, metrics

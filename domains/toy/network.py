@@ -49,3 +49,30 @@ class ToyMLP(nn.Module):
             return unlabelled
         labels = cond["label"].long()
         return torch.where(cond[DROP], unlabelled, labels) if DROP in cond else labels
+
+
+class ToyJointMLP(nn.Module):
+    """A joint network over {"point": [B, D] float, "label": [B] class index}: returns the point's x0
+    prediction [B, D] and the label's logits [B, K]. ``label_states`` counts the input states (K, or
+    K + 1 when a masked process adds a mask state). With self-conditioning the previous estimate
+    (``cond["self_cond"]``: point [B, D] and label probabilities [B, K]) is an extra input; zeros
+    when absent, as Chen et al. (2022) do."""
+
+    def __init__(self, dim: int = 2, *, num_classes: int = 3, label_states: int | None = None, hidden: int = 128,
+                 depth: int = 3, time_features: int = 32):
+        super().__init__()
+        self.dim, self.num_classes, self.time_features = dim, num_classes, time_features
+        self.label = nn.Embedding(label_states or num_classes, hidden)
+        self.inp = nn.Linear(2 * dim + num_classes + time_features, hidden)
+        self.body = nn.Sequential(*[m for _ in range(depth - 1) for m in (nn.Linear(hidden, hidden), nn.SiLU())])
+        self.point_out, self.label_out = nn.Linear(hidden, dim), nn.Linear(hidden, num_classes)
+
+    def forward(self, x: dict[str, Tensor], t: Tensor, space=None, cond: Cond | None = None) -> dict[str, Tensor]:
+        point, label = x["point"], x["label"]
+        previous = (cond or {}).get("self_cond")
+        prev_point = previous["point"].to(point) if previous else torch.zeros_like(point)
+        prev_label = previous["label"].to(point) if previous else point.new_zeros(point.shape[0], self.num_classes)
+        features = [point, prev_point, prev_label, fourier_time(t, self.time_features).to(point.dtype)]
+        h = nn.functional.silu(self.inp(torch.cat(features, dim=1)) + self.label(label))
+        h = self.body(h)
+        return {"point": self.point_out(h), "label": self.label_out(h)}

@@ -41,10 +41,15 @@ def build_network(cfg: dict[str, Any], domain: Domain) -> nn.Module:
     return domain.network(**network)
 
 
-def build(cfg: dict[str, Any]) -> Parts:
-    """Domain, process, denoiser, loss and optimiser factory of a train config."""
+def build(cfg: dict[str, Any], *, domain_state: dict[str, Any] | None = None) -> Parts:
+    """Domain, process, denoiser, loss and optimiser factory of a train config. ``domain_state`` (a
+    checkpoint's) is loaded into the domain first, so that what a process learns from data (a
+    categorical part's class marginals, via ``Domain.prepare_process``) comes from the checkpoint."""
     domain = build_domain(cfg)
+    if domain_state:
+        domain.load_state_dict(domain_state)
     process = instantiate(cfg["process"])
+    domain.prepare_process(process)
     model = instantiate(cfg["parameterization"])(build_network(cfg, domain), process)
     loss = instantiate(cfg["loss"])(process)
     return Parts(domain, process, model, loss, instantiate(cfg["optim"]))

@@ -13,8 +13,10 @@ from typing import Any, Callable
 import torch
 
 from ..domain import Batch, Domain, space_to
+from ..joint import JointProcess, prior_sample_joint
 from ..parameterization import Denoiser
 from ..processes import NoiseProcess
+from ..state import state_to
 from ..timesteps import make_grid
 from . import distributed
 
@@ -50,8 +52,12 @@ def draw_chunk(domain: Domain, denoiser: Denoiser, process: NoiseProcess, num: i
     x_like, space = domain.template(num, generator=g_cpu, cond=cond)
     cond = {k: v.to(device) for k, v in cond.items()}
     space = space_to(space, device)
-    x = prior_sample(process, x_like.to(device), space=space, generator=g_dev)
-    ts = make_grid(options.grid, process, options.steps, **options.grid_options)
+    if isinstance(process, JointProcess):  # a state with several parts: each part from its own prior
+        x = prior_sample_joint(process, state_to(x_like, device), space, generator=g_dev)
+        ts = make_grid(options.grid, process.grid_process, options.steps, **options.grid_options)
+    else:
+        x = prior_sample(process, x_like.to(device), space=space, generator=g_dev)
+        ts = make_grid(options.grid, process, options.steps, **options.grid_options)
     x0 = sample(options.sampler, denoiser, x, ts, process=process, space=space, cond=cond, generator=g_dev,
                 **options.options)
     restore = getattr(denoiser, "restore", None)  # guidance that fixes values only up to a symmetry, such as
