@@ -152,4 +152,5 @@ class GraphSpace:
         return (self.counts.to(x) * per_row - len(self.zero_mean)).to(x.dtype)
 
     def average(self, values: Tensor) -> Tensor:
-        return self.sum(values) / self.dims(values)
+        # a one-atom molecule has no degrees of freedom left in its zero-mean columns: its sum is 0 too
+        return self.sum(values) / self.dims(values).clamp_min(1)

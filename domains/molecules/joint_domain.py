@@ -1,0 +1,241 @@
+"""QM9 as a joint state: positions, atom types, formal charges and bond orders generated together.
+
+A batch of M molecules is the ``dict`` state
+
+    pos [N, 3]      Angstrom, each molecule's centre of mass at zero   GraphSpace(batch, M, zero_mean=(0, 1, 2))
+    atoms [N]       index into ``atom_types`` (H C N O F, or C N O F)   GraphSpace(batch, M)
+    charges [N]     index into ``CHARGES`` (-1, 0, +1)                  GraphSpace(batch, M)
+    bonds [E]       index into ``chemistry.BOND_TYPES`` (none, single,  EdgeSpace: every atom pair of a
+                    double, triple, aromatic) for every atom pair        molecule, stored once (i < j)
+
+with bonds and charges from ``chemistry.qm9_bonds`` (RDKit's perception of the DFT geometry, checked
+against the dataset's SMILES). The domain is registered as ``qm9_joint``; ``experiment=qm9_joint_cpu``
+trains it. Samples decode to PyG ``Data(pos, z, charge, edge_index, bond_order)`` with the generated
+bonds, which ``save`` writes as SDF (bonds and charges as generated) and XYZ.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from sciffusion.domain import Batch, Domain
+from sciffusion.parameterization import Cond
+from sciffusion.space import GraphSpace, Space
+from sciffusion.state import EdgeSpace, PartsSpace
+
+CHARGES = (-1, 0, 1)
+NUM_ATOMS = "num_atoms"
+
+
+class JointMoleculeDataset(Dataset):
+    """Molecule i as (pos [n, 3], atoms [n], charges [n], bond matrix [n, n] of bond-type indices)."""
+
+    def __init__(self, molecules, bonds, atom_index: Tensor):
+        self.molecules, self.bonds, self.atom_index = molecules, bonds, atom_index
+
+    def __len__(self) -> int:
+        return len(self.molecules)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        a, b = int(self.molecules.ptr[i]), int(self.molecules.ptr[i + 1])
+        edges, order, charge = self.bonds.molecule(i)
+        n = b - a
+        matrix = torch.zeros(n, n, dtype=torch.long)
+        matrix[edges[:, 0], edges[:, 1]] = order
+        atoms = self.atom_index[self.molecules.z[a:b].long()]
+        charges = charge.long() - CHARGES[0]
+        return self.molecules.pos[a:b].float(), atoms, charges, matrix
+
+
+def collate_joint(items: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]]) -> Batch:
+    """A joint batch (see the module docstring) from dataset items; positions are centred here."""
+    counts = torch.tensor([len(item[1]) for item in items])
+    batch = torch.repeat_interleave(torch.arange(len(items)), counts)
+    pos_space = GraphSpace(batch, len(items), zero_mean=(0, 1, 2))
+    edges = EdgeSpace.fully_connected(batch, len(items))
+    bonds = [m[tuple(torch.triu_indices(len(m), len(m), offset=1))] for *_, m in items]
+    x = {"pos": pos_space.project(torch.cat([item[0] for item in items])),
+         "atoms": torch.cat([item[1] for item in items]), "charges": torch.cat([item[2] for item in items]),
+         "bonds": torch.cat(bonds) if bonds else torch.zeros(0, dtype=torch.long)}
+    space = PartsSpace({"pos": pos_space, "atoms": GraphSpace(batch, len(items)),
+                        "charges": GraphSpace(batch, len(items)), "bonds": edges})
+    return Batch(x, space, {})
+
+
+class QM9JointDomain(Domain):
+    """QM9 (EDM's split) with bonds and formal charges, for joint generation of all four parts.
+
+    ``remove_h`` drops hydrogens (and their bonds); ``limit`` keeps the first molecules of the whole
+    set before splitting (for tests); ``kekulize`` uses Kekule bond orders (no aromatic type)."""
+
+    name = "qm9_joint"
+    extra = "molecules"
+
+    def __init__(self, *, remove_h: bool = False, limit: int | None = None, root: str | None = None,
+                 kekulize: bool = False):
+        self.remove_h, self.limit, self.root, self.kekulize = remove_h, limit, root, kekulize
+        self.atom_types = ("C", "N", "O", "F") if remove_h else ("H", "C", "N", "O", "F")
+        self._data: dict[str, Any] = {}
+        self._state: dict[str, Any] | None = None
+        self._process = None
+
+    # -- data --------------------------------------------------------------------------------
+    def _atom_index(self) -> Tensor:
+        from .data import ATOMIC_NUMBERS
+
+        index = torch.full((10,), -1, dtype=torch.long)
+        for k, symbol in enumerate(self.atom_types):
+            index[ATOMIC_NUMBERS[symbol]] = k
+        return index
+
+    def _split(self, split: str):
+        if split not in self._data:
+            from .chemistry import qm9_bonds
+            from .data import load_qm9, qm9_split
+
+            if self.limit is None:
+                molecules = load_qm9(split, remove_h=self.remove_h, root=self.root)
+                bonds = qm9_bonds(self.remove_h, split=split, kekulize=self.kekulize, root=self.root)
+            else:  # the first `limit` molecules, split in proportion (tests)
+                molecules = load_qm9(remove_h=self.remove_h, limit=self.limit, root=self.root)
+                bonds = qm9_bonds(self.remove_h, limit=self.limit, kekulize=self.kekulize, root=self.root,
+                                  workers=1, progress=False)  # a few molecules: no worker processes to start
+                rows = qm9_split(len(molecules))[split] if len(molecules) > 10 else torch.arange(len(molecules))
+                rows = rows[rows < len(molecules)]
+                molecules, bonds = molecules.select(rows), bonds.select(rows)
+            if not torch.equal(molecules.z.long(), bonds.z.long()):
+                raise RuntimeError("QM9 molecules and their bonds are out of step; delete the qm9 cache and rerun")
+            self._data[split] = (molecules, bonds)
+        return self._data[split]
+
+    def dataset(self, split: str) -> JointMoleculeDataset:
+        molecules, bonds = self._split(split)
+        return JointMoleculeDataset(molecules, bonds, self._atom_index())
+
+    def collate(self, items) -> Batch:
+        return collate_joint(items)
+
+    # -- what sampling needs, kept in checkpoints ----------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Atom-count histogram and the class frequencies of atoms, charges and bonds (marginal priors)."""
+        if self._state is None:
+            molecules, bonds = self._split("train")
+            atoms = self._atom_index()[molecules.z.long()]
+            pairs = int((molecules.counts * (molecules.counts - 1) // 2).sum())
+            bond_freq = torch.bincount(bonds.order.long(), minlength=5).double()
+            bond_freq[0] = pairs - bond_freq[1:].sum()
+            self._state = {
+                "atom_types": list(self.atom_types), "remove_h": self.remove_h,
+                "histogram": torch.bincount(molecules.counts.long()).double(),
+                "atoms": torch.bincount(atoms, minlength=len(self.atom_types)).double(),
+                "charges": torch.bincount(bonds.charge.long() - CHARGES[0], minlength=len(CHARGES)).double(),
+                "bonds": bond_freq,
+            }
+        return dict(self._state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state.get("atom_types", [])) != list(self.atom_types):
+            raise ValueError(f"the checkpoint's atom types {state.get('atom_types')} differ from this domain's "
+                             f"{list(self.atom_types)}; set domain.remove_h={state.get('remove_h')}")
+        self._state = dict(state)
+
+    def prepare_process(self, process: Any) -> None:
+        """Marginal priors get the training set's class frequencies; the network sizes its inputs by
+        each part's number of states (a masked process adds one)."""
+        from sciffusion.categorical import CategoricalProcess
+
+        state = self.state_dict()
+        for part in ("atoms", "charges", "bonds"):
+            p = process[part]
+            if not isinstance(p, CategoricalProcess):
+                raise ValueError(f"part {part!r} of qm9_joint must be categorical, got {p!r}")
+            if p.num_classes != len(state[part]):
+                raise ValueError(f"part {part!r} has {len(state[part])} classes here, the process says {p.num_classes}")
+            if p.prior == "marginal":
+                p.set_marginals(state[part])
+        self._process = process
+
+    def network(self, **options: Any) -> nn.Module:
+        from .networks.joint import JointMoleculeNet
+
+        states = {}
+        if self._process is not None:
+            states = {f"{k[:-1] if k != 'charges' else 'charge'}_states": self._process[k].num_states
+                      for k in ("atoms", "charges", "bonds")}
+        return JointMoleculeNet(num_atom_types=len(self.atom_types), num_charges=len(CHARGES), num_bond_types=5,
+                                **states, **options)
+
+    # -- new molecules -----------------------------------------------------------------------
+    def condition(self, num_samples: int, *, generator: torch.Generator | None = None, **request: Any) -> Cond:
+        num_atoms = request.pop(NUM_ATOMS, None)
+        if request:
+            raise ValueError(f"qm9_joint takes only {NUM_ATOMS!r} as a condition; remove {sorted(request)}")
+        if num_atoms is None:
+            return {}
+        largest = len(self.state_dict()["histogram"]) - 1
+        if not 1 <= int(num_atoms) <= largest:
+            raise ValueError(f"num_atoms must lie in 1..{largest} (the largest molecule in the data), got {num_atoms}")
+        return {NUM_ATOMS: torch.full((num_samples,), int(num_atoms), dtype=torch.long)}
+
+    def template(self, num_samples: int, *, generator: torch.Generator | None = None,
+                 cond: Cond | None = None) -> tuple[dict[str, Tensor], Space]:
+        from .data import sample_atom_counts
+
+        cond = cond or {}
+        if NUM_ATOMS in cond:
+            counts = cond[NUM_ATOMS].long().cpu()
+        else:
+            counts = sample_atom_counts(self.state_dict()["histogram"], num_samples, generator=generator)
+        items = [(torch.zeros(n, 3), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long),
+                  torch.zeros(n, n, dtype=torch.long)) for n in counts.tolist()]
+        batch = collate_joint(items)
+        return batch.x, batch.space
+
+    # -- outputs -----------------------------------------------------------------------------
+    def decode(self, x: dict[str, Tensor], space: PartsSpace, cond: Cond | None = None) -> list:
+        """One PyG ``Data(pos, z, charge, edge_index [2, E_i], bond_order [E_i])`` a molecule, with the
+        generated bonds (type 4 = aromatic) and formal charges."""
+        from torch_geometric.data import Data
+
+        from .data import ATOMIC_NUMBERS
+
+        z_of = torch.tensor([ATOMIC_NUMBERS[s] for s in self.atom_types])
+        node_batch, edges = space["atoms"].batch.cpu(), space["bonds"]
+        starts = torch.cumsum(space["atoms"].counts.cpu(), 0) - space["atoms"].counts.cpu()
+        out = []
+        for m in range(space["atoms"].num_samples):
+            rows = node_batch == m
+            mine = (edges.batch.cpu() == m) & (x["bonds"].cpu() > 0)
+            out.append(Data(pos=x["pos"][rows].detach().cpu().float(), z=z_of[x["atoms"][rows].cpu()],
+                            charge=x["charges"][rows].cpu() + CHARGES[0],
+                            edge_index=edges.index.cpu()[:, mine] - starts[m], bond_order=x["bonds"].cpu()[mine]))
+        return out
+
+    def save(self, objects: Sequence[Any], out_dir: Path) -> list[Path]:
+        """samples.sdf (generated bonds and charges, every hydrogen explicit, none implicit) and samples.xyz."""
+        from .joint_metrics import to_mol, write_xyz
+        from rdkit import Chem
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sdf = out_dir / "samples.sdf"
+        with Chem.SDWriter(str(sdf)) as writer:
+            for i, data in enumerate(objects):
+                mol = to_mol(data, sanitize=False)
+                mol.SetProp("_Name", f"sample_{i}")
+                writer.write(mol)
+        return [sdf, write_xyz(objects, out_dir / "samples.xyz")]
+
+    def figure(self, objects: Sequence[Any], path: Path) -> Path:
+        from .figures import plot_molecules_3d
+
+        return plot_molecules_3d(list(objects)[:16], path)
+
+    def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
+        from .joint_metrics import evaluate_joint
+
+        return evaluate_joint(samples, reference)
