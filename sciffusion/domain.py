@@ -65,6 +65,21 @@ def space_to(space: Space, device: torch.device | str) -> Space:
     return space
 
 
+def check_condition_request(domain: "Domain", request: dict[str, Any]) -> None:
+    """Raise naming the condition when ``request`` holds one that ``domain.condition`` does not take
+    (``cond.num_atoms`` on a domain without atoms), instead of a ``TypeError`` or silence. A
+    ``condition`` with ``**request`` checks its own keys."""
+    params = inspect.signature(domain.condition).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    taken = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "generator"]
+    unknown = sorted(set(request) - set(taken))
+    if unknown:
+        works = ", ".join(f"cond.{name}" for name in taken) or "no condition"
+        raise ValueError(f"{', '.join(f'cond.{name}' for name in unknown)}: the {domain.name!r} domain has no such "
+                         f"condition; it takes {works}")
+
+
 class Domain:
     """Base class of domain plugins. ``name`` is the name under which the plugin registers and the
     option that selects it (``domain=<name>``). Options from ``domain/<name>.yaml`` arrive as

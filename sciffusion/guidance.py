@@ -46,6 +46,14 @@ def _check_interval(interval: tuple[float, float] | None, process: NoiseProcess 
         raise ValueError(f"need interval = (sigma_lo, sigma_hi) with 0 <= sigma_lo < sigma_hi, got {interval}")
 
 
+def _check_scale(scale: float, name: str = "scale") -> None:
+    """A guidance weight is >= 0: 0 switches the guidance off, larger steers harder (a negative one
+    steers away from the target and is a typo)."""
+    if not scale >= 0:
+        raise ValueError(f"guidance.{name}={scale} must be >= 0 (0 switches the guidance off, 1 is the usual "
+                         f"strength, larger steers harder)")
+
+
 def _inside(interval: tuple[float, float] | None, process: NoiseProcess | None, t: Tensor) -> Tensor:
     """bool [B]: which times ``t`` lie in the scaled-sigma ``interval`` (all of them without one)."""
     if interval is None:
@@ -92,6 +100,7 @@ class ClassifierFreeGuidance:
     def __init__(self, denoiser: Denoiser, scale: float, *, interval: tuple[float, float] | None = None,
                  process: NoiseProcess | None = None):
         _check_interval(interval, process)
+        _check_scale(scale)
         self.denoiser, self.scale, self.interval, self.process = denoiser, scale, interval, process
 
     def guided(self, t: Tensor) -> Tensor:
@@ -142,6 +151,7 @@ class ClassifierGuidance:
     def __init__(self, denoiser: Denoiser, log_likelihood: LogLikelihood, process: NoiseProcess, *,
                  scale: float = 1.0, interval: tuple[float, float] | None = None):
         _check_interval(interval, process)
+        _check_scale(scale)
         self.denoiser, self.log_likelihood, self.process, self.scale = denoiser, log_likelihood, process, scale
         self.interval = interval
 
@@ -189,6 +199,7 @@ class ReconstructionGuidance:
                  noise_std: float, *, scale: float = 1.0, data_var: float = 1.0):
         if noise_std < 0 or data_var <= 0:
             raise ValueError(f"need noise_std >= 0 and data_var > 0, got noise_std={noise_std}, data_var={data_var}")
+        _check_scale(scale)
         self.denoiser, self.observe, self.y, self.process = denoiser, observe, y, process
         self.noise_std, self.scale, self.data_var = noise_std, scale, data_var
 
@@ -223,6 +234,7 @@ class DiffusionPosteriorSampling(ReconstructionGuidance):
     def __init__(self, denoiser: Denoiser, observe: Callable[[Tensor], Tensor], y: Tensor, process: NoiseProcess, *,
                  zeta: float = 1.0):
         super().__init__(denoiser, observe, y, process, noise_std=0.0)
+        _check_scale(zeta, "zeta")
         self.zeta = zeta
 
     def precision(self, residual: Tensor, x: Tensor, t: Tensor, space: Space) -> Tensor:

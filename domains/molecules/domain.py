@@ -265,6 +265,13 @@ class QM9Domain(Domain):
                                               generator=generator)
         return counts
 
+    def _check_num_atoms(self, num_atoms: int) -> None:
+        """``cond.num_atoms`` between 1 and the largest training molecule (the network never saw more)."""
+        largest = int(torch.nonzero(self.atom_count_histogram()).max())
+        if not 1 <= num_atoms <= largest:
+            raise ValueError(f"cond.num_atoms={num_atoms} is outside the training molecules' sizes; choose "
+                             f"cond.num_atoms in 1..{largest}")
+
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None, **request: Any) -> Cond:
         """``cond.num_atoms=N`` fixes the size of new molecules; a conditional domain takes the
         property by its name (``cond.alpha=80``, in the data's unit), else draws it from the
@@ -272,8 +279,7 @@ class QM9Domain(Domain):
         cond: Cond = {}
         num_atoms = request.pop(NUM_ATOMS, None)
         if num_atoms is not None:
-            if int(num_atoms) < 1:
-                raise ValueError(f"num_atoms must be at least 1, got {num_atoms}")
+            self._check_num_atoms(int(num_atoms))
             cond[NUM_ATOMS] = torch.full((num_samples,), int(num_atoms), dtype=torch.long)
         if not self.conditional:
             if request:

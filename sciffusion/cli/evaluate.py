@@ -23,7 +23,7 @@ from ..training import distributed
 
 @hydra.main(config_path=CONFIG_MODULE, config_name="evaluate", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    opts = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    opts = OmegaConf.to_container(cfg, resolve=True)  # a missing value is reported by draw
     out = Path(output_dir(opts["out_dir"]))
     with reported("sciffusion-evaluate", out_dir=out):
         try:

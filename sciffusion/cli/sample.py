@@ -15,7 +15,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from . import build
+from . import build, checks
 from .errors import reported
 from .schema import CONFIG_MODULE
 from .sweep import output_dir
@@ -26,8 +26,10 @@ from ..training import SamplingOptions, decode_all, distributed, generate, load_
 def draw(opts: dict[str, Any]) -> tuple[Domain, list[Any]]:
     """Load ``opts["checkpoint"]``, draw ``opts["num_samples"]`` samples (sharded over ranks) and
     return the domain and the decoded samples (on every rank)."""
+    checks.no_missing({"checkpoint": opts["checkpoint"]})
     state = load_checkpoint(opts["checkpoint"])
     parts = build.build(state["config"], domain_state=state.get("domain", {}))  # absent in old checkpoints
+    checks.check_sampling(opts, state["config"], parts.domain)
     weights = state["ema"]["module"] if opts["use_ema"] else state["model"]
     parts.model.load_state_dict(weights)
     device = distributed.pick_device(opts["device"])
@@ -55,7 +57,7 @@ def write(domain: Domain, objects: list[Any], out_dir: str | Path, *, figure: bo
 
 @hydra.main(config_path=CONFIG_MODULE, config_name="sample", version_base="1.3")
 def app(cfg: DictConfig) -> None:
-    opts = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    opts = OmegaConf.to_container(cfg, resolve=True)  # a missing value is reported by draw, after the guidance check
     out_dir = output_dir(opts["out_dir"])
     with reported("sciffusion-sample", out_dir=out_dir):
         try:

@@ -47,7 +47,8 @@ class TrainApp:
 
 @dataclass
 class SampleApp:
-    """Options of ``sciffusion-sample``; ``cond`` goes to the domain's ``condition()``."""
+    """Options of ``sciffusion-sample``; ``cond`` goes to the domain's ``condition()``. ``domain`` only
+    exists to be refused: sampling rebuilds the domain from the checkpoint (see checks.py)."""
 
     checkpoint: str = MISSING
     out_dir: str = "samples"
@@ -61,6 +62,7 @@ class SampleApp:
     seed: int = 0
     cond: Any = field(default_factory=lambda: _open_dict())
     guidance: Any = None
+    domain: Any = field(default_factory=lambda: _open_dict())
     use_ema: bool = True
     device: str = "auto"
     figure: bool = True

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..domain import Batch, Domain, space_to
+from ..domain import Batch, Domain, check_condition_request, space_to
 from ..joint import JointProcess, prior_sample_joint
 from ..parameterization import Denoiser
 from ..processes import NoiseProcess
@@ -77,6 +77,7 @@ def generate(domain: Domain, denoiser: Denoiser, process: NoiseProcess, num_samp
     """
     if num_samples < 1 or options.batch_size < 1:
         raise ValueError(f"need num_samples >= 1 and batch_size >= 1, got {num_samples} and {options.batch_size}")
+    check_condition_request(domain, dict(cond_request or {}))
     device = torch.device(device)
     rank, world = distributed.world()
     chunks = range((num_samples + options.batch_size - 1) // options.batch_size)

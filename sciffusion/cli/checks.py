@@ -1,0 +1,116 @@
+"""Sampling options that would do nothing, or the wrong thing, stop with a one-line ``ValueError``
+naming the option and what would work: a ``domain.*`` override (sampling rebuilds the domain from the
+checkpoint), a guidance made for another domain, classifier-free guidance on a model that cannot use it,
+and a required option never given."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import OmegaConf
+
+from ..domain import Domain
+
+MISSING = "???"  # what OmegaConf's to_container leaves for a mandatory value never given
+CFG_TARGET = "sciffusion.guidance.ClassifierFreeGuidance"
+
+
+def flat(options: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of nested dicts (an empty dict has none)."""
+    if isinstance(options, dict):
+        for key, value in options.items():
+            yield from flat(value, f"{prefix}.{key}" if prefix else str(key))
+    elif prefix:
+        yield prefix, options
+
+
+def no_domain_overrides(opts: dict[str, Any], config: dict[str, Any]) -> None:
+    """A ``domain.*`` option at sample time would be ignored: say so, with the checkpoint's value."""
+    given = list(flat(opts.get("domain") or {}, "domain"))
+    if not given:
+        return
+    kept = config.get("domain", {})
+    shown = ", ".join(f"{key}={value} (the checkpoint has {_lookup(kept, key.split('.')[1:])})" for key, value in given)
+    raise ValueError(f"{shown}: sampling rebuilds the domain from the checkpoint's config and would ignore it; "
+                     "remove it, or train a run with it (train.init_from=CHECKPOINT starts one from these weights)")
+
+
+def _lookup(options: dict[str, Any], keys: list[str]) -> Any:
+    for key in keys:
+        if not isinstance(options, dict) or key not in options:
+            return "no such option"
+        options = options[key]
+    return options
+
+
+def no_missing(opts: dict[str, Any]) -> None:
+    """Every mandatory value (``???`` in a config, e.g. ``guidance.input``) was given."""
+    missing = [key for key, value in flat(opts) if value == MISSING]
+    if missing:
+        raise ValueError(f"missing option {', '.join(missing)}: pass it on the command line "
+                         f"({' '.join(f'{key}=...' for key in missing)})")
+
+
+def _guidance_targets(folder: Path | None) -> dict[str, str]:
+    """Guidance config name -> its ``_target_`` in ``folder`` (a domain's ``conf/guidance`` or the core's)."""
+    found = {}
+    for path in sorted(folder.glob("*.yaml")) if folder is not None and folder.is_dir() else []:
+        node = OmegaConf.to_container(OmegaConf.load(path))
+        node = node.get("guidance", node) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and isinstance(node.get("_target_"), str):
+            found[path.stem] = node["_target_"]
+    return found
+
+
+def general_guidance_dir() -> Path:
+    """The core's guidance configs (``sciffusion.conf``'s ``guidance/``: cfg), usable with every domain."""
+    import sciffusion.conf
+
+    return Path(next(iter(sciffusion.conf.__path__))) / "guidance"
+
+
+@lru_cache(maxsize=1)
+def guidances_by_domain() -> dict[str, dict[str, str]]:
+    """Every importable domain's own guidance configs (name -> ``_target_``)."""
+    from ..registry import config_dirs
+
+    return {name: _guidance_targets(folder / "guidance") for name, folder in config_dirs().items()}
+
+
+def guidance_fits(guidance: dict[str, Any] | None, domain_name: str) -> None:
+    """A guidance shipped by one domain's plugin (``guidance=fragment``) is only for that plugin's domains."""
+    target = (guidance or {}).get("_target_")
+    by_domain = guidances_by_domain()
+    owners = sorted(name for name, targets in by_domain.items() if target in targets.values())
+    if not owners or domain_name in owners:
+        return
+    names = sorted({name for targets in by_domain.values() for name, t in targets.items() if t == target})
+    usable = sorted({*_guidance_targets(general_guidance_dir()), *by_domain.get(domain_name, {})})
+    raise ValueError(f"guidance={' or '.join(names)} ({target}) is made for the domain(s) {', '.join(owners)}, "
+                     f"not for this checkpoint's domain {domain_name!r}; its guidances are "
+                     f"{', '.join(f'guidance={name}' for name in usable)}")
+
+
+def cfg_has_an_effect(guidance: dict[str, Any] | None, config: dict[str, Any], domain: Domain) -> None:
+    """Classifier-free guidance needs a conditional model trained with condition dropout: on an
+    unconditional one the guided samples are the unguided ones, bit for bit."""
+    if (guidance or {}).get("_target_") != CFG_TARGET:
+        return
+    if not getattr(domain, "conditional", True):
+        raise ValueError(f"guidance=cfg does nothing here: this checkpoint's {domain.name!r} domain is unconditional, "
+                         "so guided and unguided samples are identical; drop guidance=cfg, or train a conditional "
+                         "model with loss.cond_dropout > 0 (e.g. experiment=toy_cfg)")
+    dropout = (config.get("loss") or {}).get("cond_dropout", 0.0)
+    if not dropout:
+        raise ValueError(f"guidance=cfg needs a model trained with loss.cond_dropout > 0, this checkpoint has "
+                         f"loss.cond_dropout={dropout} (its unconditional prediction was never trained); drop "
+                         "guidance=cfg, or train with loss.cond_dropout=0.1")
+
+
+def check_sampling(opts: dict[str, Any], config: dict[str, Any], domain: Domain) -> None:
+    """All of the above, before any guidance is built or any sample drawn."""
+    no_domain_overrides(opts, config)
+    guidance_fits(opts.get("guidance"), config["domain"]["name"])
+    no_missing(opts)
+    cfg_has_an_effect(opts.get("guidance"), config, domain)
