@@ -63,20 +63,33 @@ class FragmentInpainting(Inpainting):
         return known, fixed[:, None].expand_as(x)
 
 
+def pick_record(molecules, report, record: int, path: Path):
+    """The molecule at position ``record`` of the file (counting every record, readable or not), as a
+    one-molecule ``MoleculeSet``; an error naming the record and why if it is absent or unreadable."""
+    readable = f"readable records: {', '.join(map(str, report.records[:10])) or 'none'}"
+    if record < 0 or record >= report.num_records:
+        last = f"; record {report.failures[-1][0]}: {report.failures[-1][1]}" if report.failures else ""
+        raise ValueError(f"guidance.record={record}: {path} holds {report.num_records} records{last}; "
+                         f"choose guidance.record from the {readable}")
+    if record not in report.records:
+        why = dict(report.failures).get(record, "it could not be read")
+        raise ValueError(f"guidance.record={record}: record {record} of {path} cannot be used: {why}; "
+                         f"fix it or choose guidance.record from the {readable}")
+    return molecules.select([report.records.index(record)])
+
+
 def read_fragment(path: str | Path, *, atom_types: tuple[str, ...] | list[str], record: int = 0):
-    """Molecule ``record`` of an SDF or XYZ file as a one-molecule ``MoleculeSet``; a clear error if
-    the file cannot be read or holds an element outside ``atom_types``."""
+    """Molecule ``record`` of an SDF or XYZ file (its position in the file, corrupt records counted)
+    as a one-molecule ``MoleculeSet``; a clear error if that record cannot be read or holds an
+    element outside ``atom_types``."""
     from .bonds import SYMBOLS
     from .io import read_molecules
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"guidance.fragment={str(path)!r} is not a file; give an .sdf or .xyz fragment")
-    molecules, reports = read_molecules(path)
-    if molecules is None or record >= len(molecules):
-        found = 0 if molecules is None else len(molecules)
-        raise ValueError(f"no molecule {record} in {path} ({found} read):\n" + "\n".join(map(str, reports)))
-    fragment = molecules.select([record])
+    molecules, (report,) = read_molecules(path)
+    fragment = pick_record(molecules, report, int(record), path)
     symbols = [SYMBOLS.get(int(n), str(int(n))) for n in fragment.z.tolist()]
     foreign = sorted(set(symbols) - set(atom_types))
     if foreign:

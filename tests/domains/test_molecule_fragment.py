@@ -11,7 +11,7 @@ from sciffusion.timesteps import make_grid
 from sciffusion_domains.molecules.data import MoleculeSet
 from sciffusion_domains.molecules.domain import NUM_ATOMS, QM9Domain
 from sciffusion_domains.molecules.fragment import FragmentInpainting, fragment
-from sciffusion_domains.molecules.io import read_xyz, write_xyz
+from sciffusion_domains.molecules.io import read_xyz, write_sdf, write_xyz
 
 LIMIT = 300
 SHIFT = torch.tensor([3.0, -2.0, 5.0])  # the fragment's file frame is far from the molecule's centre
@@ -159,3 +159,34 @@ def test_fragment_generation_through_the_cli(tmp_path, frag_file):
     failed = run_app("sample", f"checkpoint={ckpt}", "guidance=fragment", f"guidance.fragment={frag_file}",
                      "cond.num_atoms=3", "num_samples=2", f"out_dir={tmp_path / 'bad'}", cwd=tmp_path, check=False)
     assert failed.returncode != 0 and "leaves no atom" in failed.stdout + failed.stderr
+
+
+def _sdf_with_a_corrupt_middle_record(path):
+    """Three records: water, methane made unreadable (a broken atom block), ammonia."""
+    water = MoleculeSet(torch.tensor([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]), torch.tensor([8, 1, 1]),
+                        torch.tensor([3]))
+    methane = MoleculeSet(torch.tensor([[0.0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63],
+                                        [0.63, -0.63, -0.63]]), torch.tensor([6, 1, 1, 1, 1]), torch.tensor([5]))
+    ammonia = MoleculeSet(torch.tensor([[0.0, 0, 0.1], [0.94, 0, -0.27], [-0.47, 0.81, -0.27], [-0.47, -0.81, -0.27]]),
+                          torch.tensor([7, 1, 1, 1]), torch.tensor([4]))
+    records = []
+    for i, mol in enumerate((water, methane, ammonia)):
+        write_sdf(mol, path)
+        text = path.read_text()
+        records.append(text.replace(" C ", " Qq ").replace("V2000", "V2000 garbage") if i == 1 else text)
+    path.write_text("".join(records))
+    return path
+
+
+def test_the_record_is_the_position_in_the_file_and_an_unreadable_one_is_named(tmp_path):
+    from sciffusion_domains.molecules.fragment import read_fragment
+
+    path = _sdf_with_a_corrupt_middle_record(tmp_path / "three.sdf")
+    atom_types = ("H", "C", "N", "O", "F")
+    assert read_fragment(path, atom_types=atom_types, record=0).z.tolist() == [8, 1, 1]
+    assert read_fragment(path, atom_types=atom_types, record=2).z.tolist() == [7, 1, 1, 1]  # not record 1
+    with pytest.raises(ValueError, match=r"guidance.record=1: record 1 of .*three.sdf cannot be used: RDKit could not "
+                                         r"parse the record; .*readable records: 0, 2"):
+        read_fragment(path, atom_types=atom_types, record=1)
+    with pytest.raises(ValueError, match=r"guidance.record=3: .*three.sdf holds 3 records.*readable records: 0, 2"):
+        read_fragment(path, atom_types=atom_types, record=3)
