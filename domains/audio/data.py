@@ -152,14 +152,36 @@ class LoadReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+#: A recording shorter than this holds no usable sound (a valid header with a few samples).
+MIN_SECONDS = 0.05
+#: Peak amplitude at or below which a recording counts as silent (-80 dB full scale).
+SILENCE = 1e-4
+
+
+def check_recording(audio: np.ndarray, sample_rate: int, *, min_seconds: float = MIN_SECONDS) -> None:
+    """Raise ``ValueError`` saying why a mono recording is no training data: almost no samples, or
+    silence throughout (or values that are not finite)."""
+    if len(audio) < min_seconds * sample_rate:
+        raise ValueError(f"only {len(audio)} samples ({1000 * len(audio) / sample_rate:.1f} ms at {sample_rate} Hz), "
+                         f"less than {1000 * min_seconds:.0f} ms of audio")
+    if not np.isfinite(audio).all():
+        raise ValueError("holds NaN or infinite samples")
+    peak = float(np.abs(audio).max())
+    if peak <= SILENCE:
+        raise ValueError(f"silent throughout (peak amplitude {peak:.1e}, at most {SILENCE:.0e})")
+
+
 def read_clip(path: str | Path, *, sample_rate: int = 16000, seconds: float = 1.0,
-              trim_db: float | None = None) -> np.ndarray:
+              trim_db: float | None = None, check: bool = True) -> np.ndarray:
     """One audio file as a mono clip of ``seconds`` at ``sample_rate`` (resampled; optionally trimmed
-    of leading and trailing silence, then centred, padded or cut by ``fit_length``)."""
+    of leading and trailing silence, then centred, padded or cut by ``fit_length``). With ``check``,
+    a recording with almost no samples or only silence raises (see ``check_recording``)."""
     import librosa
     import soundfile
 
     audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    if check:
+        check_recording(audio.mean(1), rate)
     audio = librosa.resample(audio.mean(1), orig_sr=rate, target_sr=sample_rate)
     if trim_db is not None:
         audio, _ = librosa.effects.trim(audio, top_db=trim_db)
@@ -170,8 +192,9 @@ def load_audio_folder(root: str | Path, *, sample_rate: int = 16000, seconds: fl
                       trim_db: float | None = 40.0) -> tuple[torch.Tensor, torch.Tensor, list[str], LoadReport]:
     """Every audio file under ``root/<class>/`` as mono clips ``[N, samples]``, labels ``[N]`` and the
     class names (sorted sub-folder names). Files are resampled, trimmed of leading and trailing
-    silence (``trim_db=None`` keeps it) and centred in ``seconds``. Unreadable files are reported by
-    name in the returned report and a warning; the rest still load."""
+    silence (``trim_db=None`` keeps it) and centred in ``seconds``. Unreadable files, and files with
+    almost no samples or only silence, are reported by name and reason in the returned report and a
+    warning, as the image folder does; the rest still load."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"audio folder {root} does not exist; expected {root}/<class>/<file>.wav")
@@ -192,7 +215,8 @@ def load_audio_folder(root: str | Path, *, sample_rate: int = 16000, seconds: fl
             report.loaded += 1
     if report.failed:
         names = ", ".join(f"{p} ({why})" for p, why in report.failed[:5])
-        warnings.warn(f"{len(report.failed)} audio file(s) could not be read and were left out: {names}", stacklevel=2)
+        warnings.warn(f"{len(report.failed)} audio file(s) under {root} were not loaded: {names}; see the returned "
+                      "report", stacklevel=2)
     if not clips:
         raise ValueError(f"no readable audio files under {root} (suffixes {sorted(AUDIO_SUFFIXES)})")
     return torch.from_numpy(np.stack(clips)), torch.tensor(labels), classes, report

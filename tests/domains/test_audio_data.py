@@ -59,7 +59,7 @@ def test_folder_loads_resamples_and_reports_bad_files(tmp_path):
             t = np.arange(int(0.5 * rate)) / rate
             tone = 0.5 * np.sin(2 * np.pi * freq * t)
             soundfile.write(tmp_path / name / f"{i}.wav", np.stack([tone, tone], 1), rate)  # stereo
-    soundfile.write(tmp_path / "high" / "2.flac", np.zeros(1600), 16000)
+    soundfile.write(tmp_path / "high" / "2.flac", 0.1 * np.sin(np.arange(1600) / 3), 16000)
     (tmp_path / "low" / "broken.wav").write_bytes(b"RIFF not really a wav")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -70,6 +70,26 @@ def test_folder_loads_resamples_and_reports_bad_files(tmp_path):
     assert any("broken.wav" in str(w.message) for w in caught)
     spectrum = np.abs(np.fft.rfft(clips[3].numpy()))
     assert abs(np.argmax(spectrum) * 16000 / 16000 - 220) < 3, "resampled to 16 kHz at the right pitch"
+
+
+def test_folder_reports_clips_with_almost_no_samples_or_only_silence(tmp_path):
+    import soundfile
+
+    (tmp_path / "a").mkdir()
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+    soundfile.write(tmp_path / "a" / "good.wav", tone, 16000)
+    soundfile.write(tmp_path / "a" / "short.wav", tone[:12], 16000)  # a valid header, 12 samples
+    soundfile.write(tmp_path / "a" / "silent.wav", np.zeros(16000), 16000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clips, labels, _, report = load_audio_folder(tmp_path)
+    assert clips.shape == (1, 16000) and report.loaded == 1
+    reasons = {name.rsplit("/", 1)[-1]: why for name, why in report.failed}
+    assert reasons.keys() == {"short.wav", "silent.wav"}
+    assert "only 12 samples (0.8 ms at 16000 Hz)" in reasons["short.wav"]
+    assert "silent throughout" in reasons["silent.wav"]
+    message = " ".join(str(w.message) for w in caught)
+    assert "short.wav" in message and "silent.wav" in message and "2 audio file(s)" in message
 
 
 def test_folder_errors_say_what_to_do(tmp_path):
