@@ -2,7 +2,7 @@
 WAV/FLAC files with one sub-folder per class.
 
 Clips are mono float32 waveforms of a fixed length at a fixed sample rate. The rendered set is cached
-as a tensor file (``torch.load(weights_only=True)``), keyed by everything that changes its content.
+as a tensor file (read by the safe loader, ``sciffusion.training.checkpoint.safe_load``), keyed by everything that changes its content.
 """
 from __future__ import annotations
 
@@ -135,7 +135,9 @@ def load_spoken_digits(config: SpokenDigitsConfig = SpokenDigitsConfig(), *, cac
     """The rendered set, from the cache when present (rendered once, about a minute on 2 cores)."""
     path = (cache or cache_dir()) / f"spoken_digits_{config.key()}.pt"
     if path.exists():
-        return torch.load(path, weights_only=True)
+        from sciffusion.training.checkpoint import safe_load
+
+        return safe_load(path, what="spoken-digit cache", fix=f"delete {path}; it is rendered again on the next run")
     data = build_spoken_digits(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -193,7 +193,10 @@ def _cached_qm9(root: Path | None) -> tuple[dict[str, Tensor], list[str]]:
     folder = (root if root is not None else cache_dir()) / "qm9"
     tensors_path, smiles_path = folder / f"qm9_v{_CACHE_VERSION}.pt", folder / f"qm9_v{_CACHE_VERSION}_smiles.txt"
     if tensors_path.exists() and smiles_path.exists():
-        return torch.load(tensors_path, weights_only=True), smiles_path.read_text().splitlines()
+        from sciffusion.training.checkpoint import safe_load
+
+        tensors = safe_load(tensors_path, what="QM9 cache", fix=f"delete {folder}; it is rebuilt on the next run")
+        return tensors, smiles_path.read_text().splitlines()
     tensors, smiles = parse_qm9()
     folder.mkdir(parents=True, exist_ok=True)
     # Write then rename so a concurrent reader never sees a half-written file.

@@ -101,3 +101,11 @@ def test_folder_errors_say_what_to_do(tmp_path):
 
 def test_digit_names():
     assert DIGITS[7] == "seven" and len(DIGITS) == 10
+
+
+def test_a_corrupt_spoken_digit_cache_goes_through_the_safe_loader(tmp_path):
+    from sciffusion.training import CheckpointError
+
+    (tmp_path / f"spoken_digits_{TINY.key()}.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"not a readable spoken-digit cache .*; delete .*rendered again"):
+        load_spoken_digits(TINY, cache=tmp_path)

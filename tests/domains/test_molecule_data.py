@@ -153,3 +153,14 @@ def test_full_qm9(tmp_path):
     counts = torch.bincount(full.z, minlength=10)
     assert counts[[1, 6, 7, 8, 9]].tolist() == [1_208_486, 831_925, 132_498, 183_265, 3_036]
     assert len(data.load_qm9("test", root=tmp_path, remove_h=True)) == 13_083
+
+
+def test_a_corrupt_qm9_cache_goes_through_the_safe_loader(tmp_path):
+    from sciffusion.training import CheckpointError
+
+    folder = tmp_path / "qm9"
+    folder.mkdir()
+    (folder / f"qm9_v{data._CACHE_VERSION}.pt").write_bytes(b"PK\x03\x04 truncated")
+    (folder / f"qm9_v{data._CACHE_VERSION}_smiles.txt").write_text("C\n")
+    with pytest.raises(CheckpointError, match=r"not a readable QM9 cache .*; delete .*qm9; it is rebuilt"):
+        data.load_qm9(root=tmp_path)
