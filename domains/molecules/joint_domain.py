@@ -82,6 +82,7 @@ class QM9JointDomain(Domain):
         self._data: dict[str, Any] = {}
         self._state: dict[str, Any] | None = None
         self._process = None
+        self._smiles: set[str] | None = None
 
     # -- data --------------------------------------------------------------------------------
     def _atom_index(self) -> Tensor:
@@ -238,4 +239,36 @@ class QM9JointDomain(Domain):
     def metrics(self, samples: Sequence[Any], reference: Sequence[Any]) -> dict[str, float]:
         from .joint_metrics import evaluate_joint
 
-        return evaluate_joint(samples, reference)
+        return evaluate_joint(samples, reference, training_smiles=self.training_smiles(),
+                              explicit_hydrogens=not self.remove_h)
+
+    def training_smiles(self) -> set[str] | None:
+        """Canonical SMILES (generated-bond protocol: the molecule's own bonds, hydrogens removed) of
+        the training split, for novelty; cached beside the data. None when the data are not here
+        (sampling from a checkpoint alone)."""
+        from .data import cache_dir
+        from .joint_metrics import canonical_smiles
+
+        if self._smiles is not None:
+            return self._smiles
+        try:
+            data = self.dataset("train")
+        except (FileNotFoundError, OSError, ImportError):
+            return None
+        name = f"qm9_joint_train_smiles{'_noh' if self.remove_h else ''}{'_kekule' if self.kekulize else ''}.txt"
+        cache = None if self.limit is not None else Path(self.root or cache_dir()) / "qm9" / name
+        if cache is not None and cache.exists():
+            self._smiles = set(cache.read_text().splitlines())
+            return self._smiles
+        smiles = set()
+        for start in range(0, len(data), 2000):
+            batch = self.collate([data[i] for i in range(start, min(start + 2000, len(data)))])
+            smiles |= {canonical_smiles(d, explicit_hydrogens=not self.remove_h) for d in self.decode(batch.x, batch.space)}
+        smiles.discard(None)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text("\n".join(sorted(smiles)) + "\n")
+            tmp.replace(cache)
+        self._smiles = smiles
+        return smiles
