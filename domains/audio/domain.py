@@ -127,7 +127,8 @@ class AudioDomain(Domain):
     # checkpoint state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """What decoding needs besides the network: the spectrogram settings and the normaliser."""
-        self._load()
+        if self.normalizer is None:  # restored from a checkpoint: no need to open the data
+            self._load()
         return {"spectrogram": self.spec.to_dict(), "normalizer": self.normalizer.state_dict(),
                 "class_names": list(self.class_names)}
 

@@ -81,6 +81,7 @@ class ImagesDomain(Domain):
         self.size = tuple(size) if isinstance(size, (list, tuple)) else size
         self.channels, self.conditional, self.classifier = channels, conditional, classifier
         self._splits: dict[str, image_data.ImageDataset] = {}
+        self._stored: dict[str, Any] = {}  # shape and class names from a checkpoint: sampling reads no data
 
     # -- data ------------------------------------------------------------------------------------
     def dataset(self, split: str) -> image_data.ImageDataset:
@@ -97,16 +98,33 @@ class ImagesDomain(Domain):
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the images."""
+        """``(C, H, W)`` of the images (a checkpoint's, else the training data's)."""
+        if "shape" in self._stored:
+            return tuple(int(n) for n in self._stored["shape"])
         return self.dataset("train").shape
 
     @property
     def num_classes(self) -> int:
-        return self.dataset("train").num_classes
+        return len(self.class_names)
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        if "class_names" in self._stored:
+            return tuple(self._stored["class_names"])
         return self.dataset("train").class_names
+
+    # -- checkpoint state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The image shape and class names: what sampling needs, so that it never opens the data."""
+        return {"shape": list(self.shape), "class_names": list(self.class_names)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict``; an empty state (older checkpoints) leaves both to the data."""
+        unknown = sorted(set(state) - {"shape", "class_names"})
+        if unknown:
+            raise ValueError(f"the images domain keeps shape and class_names; the checkpoint's domain state also "
+                             f"holds {unknown}")
+        self._stored = dict(state)
 
     def collate(self, items: Sequence[tuple[Tensor, int]]) -> Batch:
         images = torch.stack([image for image, _ in items])

@@ -111,6 +111,7 @@ class QM9Domain(Domain):
         self._stats: tuple[Tensor, Tensor] | None = None
         self._histograms: dict[str, Tensor] | None = None
         self._training_smiles: set[str] | None = None
+        self._sampling: dict[str, Any] | None = None  # what sampling needs (state_dict), from the data or a checkpoint
         self.read_reports: list = []
 
     # -- data --------------------------------------------------------------------------------
@@ -188,9 +189,45 @@ class QM9Domain(Domain):
     def property_stats(self) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation ``[1]`` of the conditioning property on the training split."""
         if self._stats is None:
-            y = self._split("train").y[:, self._property_column()].double()
-            self._stats = (y.mean().reshape(1), y.std().clamp(min=1e-12).reshape(1))
+            if self._sampling is not None and "property_mean" in self._sampling:
+                self._stats = (self._sampling["property_mean"].double(), self._sampling["property_std"].double())
+            else:
+                y = self._split("train").y[:, self._property_column()].double()
+                self._stats = (y.mean().reshape(1), y.std().clamp(min=1e-12).reshape(1))
         return self._stats
+
+    # -- checkpoint state: what sampling needs, so that it never opens the data -------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Atom types and the training split's atom-count histogram; for a conditional domain also the
+        property's mean and std, the normalised training properties (drawn when no value is asked
+        for) and p(N | c) as quantile-bin edges with one atom-count histogram a bin."""
+        if self._sampling is None:
+            train = self._split("train")
+            state: dict[str, Any] = {"atom_types": list(self.atom_types), "histogram": self.atom_count_histogram()}
+            if self.conditional:
+                mean, std = self.property_stats()
+                values = self.normalise(train.y[:, self._property_column()])
+                edges = torch.quantile(values, torch.linspace(0, 1, COUNT_BINS + 1)[1:-1])
+                bins = torch.bucketize(values, edges)
+                size = int(train.counts.max()) + 1
+                state.update(property_mean=mean, property_std=std, properties=values, count_edges=edges,
+                             count_histograms=torch.stack([torch.bincount(train.counts[bins == b], minlength=size)
+                                                           for b in range(COUNT_BINS)]))
+            self._sampling = state
+        return dict(self._sampling)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict``; an empty state (older checkpoints) leaves everything to the data."""
+        if not state:
+            return
+        if self._atom_types is not None and list(state["atom_types"]) != list(self._atom_types):
+            raise ValueError(f"the checkpoint's atom types {list(state['atom_types'])} differ from this domain's "
+                             f"{list(self._atom_types)}; use the checkpoint's domain options (remove_h, atom_types)")
+        if self.conditional != ("properties" in state):
+            raise ValueError(f"the checkpoint's domain state is {'conditional' if 'properties' in state else 'unconditional'}"
+                             f" but domain.condition={self.condition_name}; use the checkpoint's domain options")
+        self._atom_types = tuple(state["atom_types"])
+        self._sampling, self._stats, self._histograms = dict(state), None, None
 
     def normalise(self, values: Tensor) -> Tensor:
         mean, std = self.property_stats()
@@ -246,6 +283,8 @@ class QM9Domain(Domain):
 
         if self._histograms is None:
             self._histograms = {}
+        if split == "train" and self._sampling is not None:
+            return self._sampling["histogram"]
         if split not in self._histograms:
             self._histograms[split] = atom_count_histogram(self._split(split))
         return self._histograms[split]
@@ -253,14 +292,13 @@ class QM9Domain(Domain):
     def _counts_given_property(self, properties: Tensor, generator: torch.Generator | None) -> Tensor:
         """Atom counts drawn from p(N | c): the histogram of training molecules in the same property
         quantile bin (EDM draws N jointly with the property from a 2-D histogram)."""
-        train = self._split("train")
-        values = self.normalise(train.y[:, self._property_column()])
-        edges = torch.quantile(values, torch.linspace(0, 1, COUNT_BINS + 1)[1:-1])
-        bins, wanted = torch.bucketize(values, edges), torch.bucketize(properties.float().flatten(), edges)
+        state = self.state_dict()
+        edges, histograms = state["count_edges"], state["count_histograms"]
+        wanted = torch.bucketize(properties.float().flatten(), edges)
         counts = torch.empty(len(wanted), dtype=torch.long)
         for b in wanted.unique().tolist():
             where = wanted == b
-            histogram = torch.bincount(train.counts[bins == b])
+            histogram = histograms[b][:int(torch.nonzero(histograms[b]).max()) + 1]  # as bincount gives it
             counts[where] = torch.multinomial(histogram.double(), int(where.sum()), replacement=True,
                                               generator=generator)
         return counts
@@ -291,7 +329,7 @@ class QM9Domain(Domain):
             raise ValueError(f"unknown conditions {sorted(request)}; this domain takes {self.condition_name!r} "
                              f"and {NUM_ATOMS!r}")
         if value is None:
-            train = self.dataset("train").properties
+            train = self.state_dict()["properties"][:, None]
             pick = torch.randint(len(train), (num_samples,), generator=generator)
             cond[PROPERTIES] = train[pick]
         else:

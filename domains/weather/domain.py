@@ -115,6 +115,7 @@ class WeatherDomain(Domain):
         self.coarsen, self.chunks = dict(coarsen or {}), (dict(chunks) if chunks else None)
         self.normaliser_state = normaliser
         self.train_size, self._num_channels, self._periodic = train_size, num_channels, periodic
+        self._stored: dict[str, Any] = {}  # grid and recent windows from a checkpoint (see offline.py)
 
     # -- data ---------------------------------------------------------------------------------------
     def period(self, split: str) -> slice:
@@ -165,6 +166,8 @@ class WeatherDomain(Domain):
         naming the file, variable and time for a variable or a time step of the splits without a value."""
         from .data import observed_mask
 
+        if "grid" in self._stored:
+            return self._stored["grid"]["mask"]
         return observed_mask(self.fields, files=self.channel_files(), times=self._used_times())
 
     def channel_files(self) -> dict[str, str]:
@@ -199,15 +202,17 @@ class WeatherDomain(Domain):
 
     @property
     def channels(self) -> list[str]:
+        if "grid" in self._stored:
+            return list(self._stored["grid"]["channels"])
         return [str(c) for c in self.fields.channel.values]
 
     @property
     def lat(self) -> np.ndarray:
-        return self.fields.lat.values
+        return self._stored["grid"]["lat"].numpy() if "grid" in self._stored else self.fields.lat.values
 
     @property
     def lon(self) -> np.ndarray:
-        return self.fields.lon.values
+        return self._stored["grid"]["lon"].numpy() if "grid" in self._stored else self.fields.lon.values
 
     @cached_property
     def normaliser(self):
@@ -224,9 +229,17 @@ class WeatherDomain(Domain):
         return Normaliser.fit(self.fields, period=self.period("train"))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"normaliser": self.normaliser.state_dict()}
+        """The normaliser, the grid and the most recent test windows (``offline``): sampling opens no data."""
+        from . import offline
+
+        if not self._stored:
+            self._stored = {"grid": offline.grid_state(self), "recent": offline.recent_state(self)}
+        return {"normaliser": self.normaliser.state_dict(), **self._stored}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._stored = {key: state[key] for key in ("grid", "recent") if key in state}
+        for cached in ("mask", "loss_weights"):
+            self.__dict__.pop(cached, None)
         if "normaliser" in state:
             self.normaliser_state = state["normaliser"]
             self.__dict__.pop("normaliser", None)  # drop a fit cached before the restore
@@ -292,9 +305,16 @@ class WeatherDomain(Domain):
         """Conditions of ``num_samples`` forecasts: windows of ``split`` drawn at random, or all
         from the one whose target month is ``init_time`` ("2018-06"). ``unconditional=True`` drops
         the conditions (a model trained with ``loss.cond_dropout > 0`` then draws plausible months)."""
+        from .offline import DATA_GONE, stored_windows
+
         if unconditional:
             return {DROP: torch.ones(num_samples, dtype=torch.bool)}
-        data = self.windows(split)
+        try:
+            data = self.windows(split)
+        except DATA_GONE as why:  # moved or deleted: forecast from the windows the checkpoint stores
+            fields, month = stored_windows(self._stored.get("recent"), num_samples, split=split, init_time=init_time,
+                                           generator=generator, why=why)
+            return {"fields": fields, "vector": month_vector(month)}
         if init_time is None:
             picks = torch.randint(len(data), (num_samples,), generator=generator).tolist()
         else:
@@ -319,6 +339,8 @@ class WeatherDomain(Domain):
     def variable_attrs(self) -> dict[str, dict[str, str]]:
         from .io import variable_attrs
 
+        if "grid" in self._stored:
+            return {c: dict(self._stored["grid"]["attrs"].get(c, {})) for c in self.channels}
         return {c: variable_attrs(self.source, c) if c in self.source.data_vars else {} for c in self.channels}
 
     def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list:
