@@ -1,0 +1,122 @@
+"""sciffusion.load: shipped names, sampling with no data at all, the checkpoint's sampling defaults
+under the user's options, model folders in safetensors, and the progress bar."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import sciffusion
+from sciffusion import settings, shipped
+from sciffusion.registry import loadable
+
+DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "digits": "images", "spoken_digits": "audio", "hadisst": "weather"}
+
+
+def _gone(*args, **kwargs):
+    raise FileNotFoundError("the data were moved (test)")
+
+
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    """An empty cache and every domain's data source raising, as after the data were deleted."""
+    monkeypatch.setenv("SCIFFUSION_CACHE", str(tmp_path / "empty_cache"))
+    classes = loadable()
+    if "images" in classes:
+        monkeypatch.setattr(classes["images"], "dataset", _gone)
+    if "qm9" in classes:
+        monkeypatch.setattr(classes["qm9"], "_load", _gone)
+    if "audio" in classes:
+        monkeypatch.setattr(classes["audio"], "_clips", _gone)
+    if "weather" in classes:
+        monkeypatch.setattr(classes["weather"], "source", property(_gone))
+
+
+def _shipped(name: str):
+    if DOMAIN_OF[name] not in loadable() or shipped.lookup(name).path() is None:
+        pytest.skip(f"the {name} checkpoint or its domain plugin is not installed")
+
+
+@pytest.mark.parametrize("name", sorted(shipped.SHIPPED))
+def test_every_shipped_checkpoint_samples_without_its_data(name, no_data, tmp_path):
+    _shipped(name)
+    model = sciffusion.load(name)
+    objects = model.sample(2, steps=2, progress=False, verbose=False)
+    assert len(objects) == 2
+    assert model.save(objects, tmp_path / "out", figure=False)
+    assert model.sampling_defaults["sampler"] == shipped.lookup(name).best["sampler"]
+
+
+def test_unknown_names_list_the_shipped_ones():
+    from sciffusion.training import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no checkpoint at no_such_model.*digits"):
+        sciffusion.load("no_such_model")
+
+
+def test_settings_the_user_gives_win_over_the_checkpoint_and_the_library():
+    defaults = {"sampler": "dpmpp_2m", "steps": 20, "grid": "karras", "guidance": {"name": "cfg", "scale": 2.0}}
+    config = {"sampling": {"sampler": "euler", "steps": 7, "grid": "uniform_t", "options": {"churn": 1.0}}}
+    chosen = settings.resolve({"steps": 5}, defaults, config)
+    assert (chosen.sampler, chosen.steps, chosen.grid) == ("dpmpp_2m", 5, "karras")
+    assert chosen.guidance["scale"] == 2.0 and chosen.guidance["_target_"].endswith("ClassifierFreeGuidance")
+    assert chosen.sources["steps"] == "given" and chosen.sources["sampler"] == "checkpoint sampling_defaults"
+    assert chosen.sampler_options == {}  # euler's options stay with euler
+    assert settings.resolve({"sampler": "euler"}, defaults, config).sampler_options == {"churn": 1.0}
+    assert settings.resolve({"guidance": "none"}, defaults, config).guidance is None
+    assert settings.resolve({"guidance": {"none": True}}, defaults, config).guidance is None
+    assert settings.resolve({"guidance": 3.0}, defaults, config).guidance["scale"] == 3.0
+    plain = settings.resolve({}, None, {})
+    assert (plain.sampler, plain.steps, plain.grid, plain.guidance) == ("heun", 32, "karras", None)
+    assert "library default" in plain.describe()
+    with pytest.raises(ValueError, match="no such core guidance"):
+        settings.resolve({"guidance": "nonsense"})
+
+
+def test_digits_sample_with_the_measured_guidance_unless_told_otherwise(capsys):
+    _shipped("digits")
+    model = sciffusion.load("digits")
+    assert model.settings().guidance["scale"] == 2.0
+    assert model.settings(guidance="none").guidance is None
+    a = model.sample(2, steps=2, seed=3, progress=False)
+    assert "guidance=ClassifierFreeGuidance(scale=2.0)" in capsys.readouterr().out
+    b = model.sample(2, steps=2, generator=torch.Generator().manual_seed(0), progress=False, verbose=False)
+    c = model.sample(2, steps=2, seed=3, progress=False, verbose=False)
+    assert all((x.pixels == y.pixels).all() for x, y in zip(a, c))
+    assert len(b) == 2
+
+
+def test_save_pretrained_round_trip_gives_the_same_samples(tmp_path, no_data):
+    _shipped("spoken_digits")
+    model = sciffusion.load("spoken_digits")
+    folder = model.save_pretrained(tmp_path / "model")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "domain.safetensors", "model.safetensors"]
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["sampling_defaults"]["steps"] == 25 and meta["config"]["domain"]["name"] == "audio"
+    again = sciffusion.load(folder)
+    x = model.sample(2, steps=2, progress=False, verbose=False)
+    y = again.sample(2, steps=2, progress=False, verbose=False)
+    assert all((a.log_spec == b.log_spec).all() for a, b in zip(x, y))
+    for key, value in model.denoiser.state_dict().items():
+        assert torch.equal(value, again.denoiser.state_dict()[key])
+
+
+def test_a_damaged_model_folder_names_what_is_wrong(tmp_path):
+    from sciffusion.training import CheckpointError
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        sciffusion.load(tmp_path)
+
+
+def test_progress_bar_counts_sampler_steps(capsys):
+    from sciffusion.progress import SamplingProgress
+
+    with SamplingProgress(5, 2, 4) as bar:  # three chunks of four steps
+        for _ in range(3):
+            for i in range(4):
+                bar.sampler_options()["callback"]({"i": i})
+            bar.chunk_done(2)
+        assert bar.bar.n == 12 == bar.bar.total
+    assert SamplingProgress(5, 2, 4, enabled=False).sampler_options() == {}
