@@ -226,8 +226,15 @@ class QM9JointDomain(Domain):
         sdf = out_dir / "samples.sdf"
         with Chem.SDWriter(str(sdf)) as writer:
             for i, data in enumerate(objects):
-                mol = to_mol(data, sanitize=False)
+                mol = Chem.RWMol(to_mol(data, sanitize=False))
                 mol.SetProp("_Name", f"sample_{i}")
+                try:  # Kekule bond blocks, which every reader understands
+                    Chem.Kekulize(mol, clearAromaticFlags=True)
+                    kekule = True
+                except Exception:  # aromatic bonds with no Kekule form: written as aromatic (type 4)
+                    kekule = False
+                writer.SetKekulize(False)
+                mol.SetProp("kekulized", str(kekule))
                 writer.write(mol)
         return [sdf, write_xyz(objects, out_dir / "samples.xyz")]
 
