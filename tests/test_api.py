@@ -120,3 +120,23 @@ def test_progress_bar_counts_sampler_steps(capsys):
             bar.chunk_done(2)
         assert bar.bar.n == 12 == bar.bar.total
     assert SamplingProgress(5, 2, 4, enabled=False).sampler_options() == {}
+
+
+def test_the_sample_app_uses_the_checkpoint_settings_unless_given(tmp_path, capsys):
+    _shipped("digits")
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from sciffusion.cli import sample
+
+    base = ["checkpoint=digits", "num_samples=2", "batch_size=2", "steps=2", "progress=false", f"out_dir={tmp_path}"]
+    with initialize_config_module("sciffusion.conf", version_base="1.3"):
+        stored = OmegaConf.to_container(compose("sample", overrides=base), resolve=True)
+        mine = OmegaConf.to_container(compose("sample", overrides=[*base, "guidance=none", "sampler=euler"]),
+                                      resolve=True)
+    sample.draw(stored)
+    assert (stored["sampler"], stored["steps"], stored["grid"]) == ("dpmpp_2m", 2, "karras")
+    assert "guidance=ClassifierFreeGuidance(scale=2.0)" in capsys.readouterr().out
+    _, objects = sample.draw(mine)
+    assert mine["sampler"] == "euler" and len(objects) == 2
+    assert "guidance=none (given: sampler, steps, guidance" in capsys.readouterr().out

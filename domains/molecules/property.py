@@ -339,27 +339,22 @@ def baselines(args: argparse.Namespace) -> dict[str, Any]:
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Sample from a conditional checkpoint for properties drawn from its training half (p(N | c) for
     the size), optionally guided, and score phi's predictions against the requested values."""
-    from sciffusion.cli import build
+    from sciffusion.api import load as load_model
     from sciffusion.guidance import ClassifierFreeGuidance
-    from sciffusion.training import SamplingOptions, decode_all, generate, load_checkpoint
+    from sciffusion.training import SamplingOptions, decode_all, generate
 
     from . import bonds
     from .data import MoleculeSet
 
     torch.manual_seed(args.seed)
     phi, meta = load_predictor(args.predictor)
-    state = load_checkpoint(args.checkpoint)
-    parts = build.build(state["config"])
-    parts.domain.load_state_dict(state.get("domain", {}))
-    domain = parts.domain
+    loaded = load_model(args.checkpoint)  # EMA weights, the domain with its state
+    domain, process, model = loaded.domain, loaded.process, loaded.denoiser
     if domain.condition_name != meta["property"]:
         raise ValueError(f"the checkpoint is conditioned on {domain.condition_name!r}, the predictor on {meta['property']!r}")
-    model = parts.model
-    model.load_state_dict(state["ema"]["module"])
-    model.eval()
     denoiser = model
     if args.guidance_predictor:
-        denoiser = property_guidance(model, process=parts.process, predictor=args.guidance_predictor,
+        denoiser = property_guidance(model, process=process, predictor=args.guidance_predictor,
                                      scale=args.guidance_scale, std=args.guidance_std, t_max=args.guidance_t_max,
                                      drop_condition=args.cfg_scale == 0, domain=domain)
         if args.cfg_scale not in (0, 1):
@@ -369,7 +364,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     options = SamplingOptions(sampler=args.sampler, steps=args.steps, grid="uniform_t", batch_size=args.batch_size,
                               seed=args.seed)
     start = time.time()
-    batches = generate(domain, denoiser, parts.process, args.num_samples, options=options)
+    batches = generate(domain, denoiser, process, args.num_samples, options=options)
     seconds = time.time() - start
     molecules = decode_all(domain, batches)
     wanted = torch.cat([domain.denormalise(b.cond[PROPERTIES])[:, 0].double() for b in batches])

@@ -63,16 +63,12 @@ class ForecastOptions:
 
 def load(checkpoint: str | Path, *, use_ema: bool = True) -> tuple[WeatherDomain, Denoiser, NoiseProcess]:
     """The domain (with the normaliser stored in the checkpoint), the denoiser and its process."""
-    from sciffusion.cli import build
-    from sciffusion.training import load_checkpoint
+    from sciffusion.api import load as load_model
 
-    state = load_checkpoint(checkpoint)
-    parts = build.build(state["config"])
-    if not isinstance(parts.domain, WeatherDomain):
-        raise ValueError(f"{checkpoint} was trained on domain {parts.domain.name!r}, not weather")
-    parts.domain.load_state_dict(state.get("domain", {}))
-    parts.model.load_state_dict(state["ema"]["module"] if use_ema else state["model"])
-    return parts.domain, parts.model.eval(), parts.process
+    model = load_model(checkpoint, use_ema=use_ema)  # also a shipped name: "hadisst"
+    if not isinstance(model.domain, WeatherDomain):
+        raise ValueError(f"{checkpoint} was trained on domain {model.domain.name!r}, not weather")
+    return model.domain, model.denoiser, model.process
 
 
 def member_seed(seed: int, position: int, member: int, lead: int) -> int:

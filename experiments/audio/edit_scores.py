@@ -21,19 +21,16 @@ import time
 import torch
 from tqdm import tqdm
 
-from sciffusion.cli import build
-from sciffusion.training import SamplingOptions, generate, load_checkpoint
+import sciffusion
+from sciffusion.training import SamplingOptions, generate
 from sciffusion_domains.audio.inverse import edit, edited_frames
 
 DB = 20 / math.log(10)  # natural-log magnitude to dB
 
 
 def load(checkpoint: str):
-    state = load_checkpoint(checkpoint)
-    parts = build.build(state["config"])
-    parts.domain.load_state_dict(state["domain"])
-    parts.model.load_state_dict(state["ema"]["module"])
-    return parts.domain, parts.model.eval(), parts.process
+    model = sciffusion.load(checkpoint)  # EMA weights, the domain with its state
+    return model.domain, model.denoiser, model.process
 
 
 def clipped_db(x: torch.Tensor, domain, like: torch.Tensor | None = None, top_db: float = 80.0) -> torch.Tensor:

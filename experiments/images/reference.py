@@ -13,10 +13,9 @@ import time
 
 import torch
 
-from sciffusion.cli import build
+import sciffusion
 from sciffusion.guidance import DropCondition
 from sciffusion.likelihood import log_likelihood
-from sciffusion.training import load_checkpoint
 from sciffusion_domains.images.domain import ImagesDomain
 
 
@@ -27,10 +26,8 @@ def real_vs_real(num: int) -> dict[str, float]:
 
 
 def bits_per_dim(checkpoint: str, num: int, rtol: float) -> dict[str, float]:
-    state = load_checkpoint(checkpoint)
-    parts = build.build(state["config"])
-    parts.model.load_state_dict(state["ema"]["module"])
-    model = DropCondition(parts.model.eval())  # the unconditional model (null class)
+    parts = sciffusion.load(checkpoint)  # EMA weights
+    model = DropCondition(parts.denoiser)  # the unconditional model (null class)
     x, _ = parts.domain.dataset("test").tensors(num)
     start = time.time()
     result = log_likelihood(model, x, process=parts.process, rtol=rtol, atol=rtol, data_var=0.5 ** 2,

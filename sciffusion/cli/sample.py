@@ -2,6 +2,8 @@
 
     sciffusion-sample checkpoint=outputs/toy/RUN/checkpoints/last.ckpt num_samples=1000 sampler=heun \
         steps=32 out_dir=samples/toy
+    sciffusion-sample checkpoint=digits num_samples=20 out_dir=samples/digits   # a shipped checkpoint, its
+                                                                                # measured-best settings
     torchrun --nproc_per_node=2 -m sciffusion.cli.sample checkpoint=... out_dir=...   # same samples
 
 Writes the domain's native files and figure.png into out_dir (in a --multirun, into a sub-folder per
@@ -15,33 +17,34 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from . import build, checks
+from . import checks
 from .errors import reported
 from .schema import CONFIG_MODULE
 from .sweep import output_dir
+from ..api import load
 from ..domain import Domain
-from ..training import SamplingOptions, decode_all, distributed, generate, load_checkpoint
+from ..training import decode_all, distributed
 
 
 def draw(opts: dict[str, Any]) -> tuple[Domain, list[Any]]:
-    """Load ``opts["checkpoint"]``, draw ``opts["num_samples"]`` samples (sharded over ranks) and
-    return the domain and the decoded samples (on every rank)."""
+    """Load ``opts["checkpoint"]`` (``sciffusion.load``), draw ``opts["num_samples"]`` samples (sharded
+    over ranks) and return the domain and the decoded samples (on every rank). Settings not given
+    come from the checkpoint (``sciffusion.settings``); ``opts`` gets the ones used, which are printed."""
     checks.no_missing({"checkpoint": opts["checkpoint"]})
-    state = load_checkpoint(opts["checkpoint"])
-    parts = build.build(state["config"], domain_state=state.get("domain", {}))  # absent in old checkpoints
-    checks.check_sampling(opts, state["config"], parts.domain)
-    weights = state["ema"]["module"] if opts["use_ema"] else state["model"]
-    parts.model.load_state_dict(weights)
+    model = load(opts["checkpoint"], use_ema=opts["use_ema"])
+    chosen = model.settings(sampler=opts["sampler"], steps=opts["steps"], grid=opts["grid"],
+                            guidance=opts.get("guidance"), sampler_options=opts["sampler_options"] or None,
+                            grid_options=opts["grid_options"] or None)
+    checks.check_sampling({**opts, "guidance": chosen.guidance}, model.config, model.domain)
     device = distributed.pick_device(opts["device"])
     distributed.setup(device)
-    model = parts.model.to(device).eval()
-    denoiser = build.guided(model, opts.get("guidance"), parts.process, parts.domain)
-    sampling = SamplingOptions(sampler=opts["sampler"], steps=opts["steps"], grid=opts["grid"],
-                               grid_options=opts["grid_options"], options=opts["sampler_options"],
-                               batch_size=opts["batch_size"], seed=opts["seed"])
-    batches = generate(parts.domain, denoiser, parts.process, opts["num_samples"], options=sampling,
-                       device=device, cond_request=opts["cond"])
-    return parts.domain, decode_all(parts.domain, batches)
+    model.to(device)
+    opts.update(sampler=chosen.sampler, steps=chosen.steps, grid=chosen.grid)
+    if distributed.world()[0] == 0:
+        print(f"sampling {opts['num_samples']} with {chosen.describe()}", flush=True)
+    batches = model.draw(opts["num_samples"], chosen, cond=opts["cond"], seed=opts["seed"],
+                         batch_size=opts["batch_size"], progress=opts.get("progress", True))
+    return model.domain, decode_all(model.domain, batches)
 
 
 def write(domain: Domain, objects: list[Any], out_dir: str | Path, *, figure: bool = True) -> list[Path]:

@@ -50,12 +50,14 @@ class SampleApp:
     """Options of ``sciffusion-sample``; ``cond`` goes to the domain's ``condition()``. ``domain`` only
     exists to be refused: sampling rebuilds the domain from the checkpoint (see checks.py)."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a .ckpt file, a save_pretrained folder or a shipped name (digits, qm9...)
     out_dir: str = "samples"
     num_samples: int = 64
-    sampler: str = "heun"
-    steps: int = 32
-    grid: str = "karras"
+    # None: not given, so the checkpoint's sampling_defaults apply, then its training config's
+    # sampling, then heun / 32 / karras (sciffusion.settings); guidance=none turns a stored guidance off
+    sampler: Optional[str] = None
+    steps: Optional[int] = None
+    grid: Optional[str] = None
     grid_options: Any = field(default_factory=lambda: _open_dict())
     sampler_options: Any = field(default_factory=lambda: _open_dict())
     batch_size: int = 256
@@ -66,6 +68,7 @@ class SampleApp:
     use_ema: bool = True
     device: str = "auto"
     figure: bool = True
+    progress: bool = True  # a tqdm bar of sampler steps
 
 
 @dataclass
