@@ -95,6 +95,55 @@ def throughput(domain, name: str, kind: str, options: dict, repeats: int, batch:
             "atoms": atoms / batch, "train_s": train_s, "sample_s": sample_s}
 
 
+def joint_throughput(repeats: int, batch: int, sample_batch: int, experiment: str = "qm9_joint_cpu") -> dict:
+    """The joint network of ``experiment`` (positions, atoms, charges, bonds): one AdamW step of the
+    configured JointLoss, timed without and with self-conditioning (the config uses it on half the
+    steps, so a step costs their mean), and one joint denoiser evaluation at t = 0.5."""
+    from sciffusion.joint import JointLoss, JointModel, make_joint_process
+    from sciffusion_domains.molecules.joint_domain import QM9JointDomain
+
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml"))
+    net_options = {**OmegaConf.to_container(OmegaConf.load(CONF / "domain" / "qm9_joint.yaml"))["network"],
+                   **cfg.get("network", {})}
+    torch.manual_seed(0)
+    domain = QM9JointDomain()
+    process = make_joint_process(cfg["process"]["parts"])
+    domain.prepare_process(process)
+    model = JointModel(domain.network(**net_options), process)
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    train = domain.dataset("train")
+    g = torch.Generator().manual_seed(0)
+    batches = [domain.collate([train[i] for i in torch.randint(len(train), (batch,), generator=g).tolist()])
+               for _ in range(repeats + 1)]
+    seconds = {}
+    for p_self in (0.0, 1.0):
+        loss_fn = JointLoss(process, weights=cfg["loss"]["weights"], weighting=cfg["loss"]["weighting"],
+                            self_condition=p_self)
+        state = iter(range(10**9))
+
+        def step():
+            b = batches[next(state) % len(batches)]
+            loss = loss_fn(model, b.x, space=b.space, generator=g).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        seconds[p_self] = best_time(step, repeats)
+    train_s = 0.5 * (seconds[0.0] + seconds[1.0])
+    x, space = domain.template(sample_batch, generator=g)
+    t = torch.full((sample_batch,), 0.5)
+
+    @torch.no_grad()
+    def forward():
+        model(x, t, space, {})
+
+    sample_s = best_time(forward, repeats)
+    name = f"joint {net_options['layers']}x{net_options['hidden']}, edges {net_options['edge_hidden']} ({experiment})"
+    return {"name": name, "params": params, "train": batch / train_s, "sample": sample_batch / sample_s,
+            "train_plain": batch / seconds[0.0]}
+
+
 def liquid_molecule(n: int, g: torch.Generator, num_features: int) -> tuple[torch.Tensor, GraphSpace]:
     side = (n / DENSITY) ** (1 / 3)
     pos = torch.rand(n, 3, generator=g) * side
@@ -147,6 +196,9 @@ def main() -> None:
         print(f"| {name} | {r['params'] / 1e6:.2f} M | {r['train']:.1f} | {r['sample']:.0f} | {r['sample'] / 100:.2f} |",
               flush=True)
         atoms.append(r["atoms"])
+    r = joint_throughput(args.repeats, args.batch, args.sample_batch)
+    print(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['train']:.1f} ({r['train_plain']:.1f} without "
+          f"self-conditioning) | {r['sample']:.0f} | {r['sample'] / 100:.2f} |", flush=True)
     print(f"\nTraining batches average {sum(atoms) / len(atoms):.1f} atoms a molecule (QM9 with hydrogens).")
     print(f"\n### (b) One forward pass on one molecule of n atoms ({DENSITY} atoms/A^3), "
           f"fully connected vs radius graph ({args.radius:g} A)\n")
