@@ -295,28 +295,38 @@ class Inpainting:
     def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         space = space or DenseSpace()
         if isinstance(x, dict):
-            x = {name: self._show_known(name, part) for name, part in x.items()}
+            x = {name: self._show_known(name, part, space[name]) for name, part in x.items()}
             x0_hat = self.denoiser(x, t, space, cond or {})
             return {name: self._paste_part(name, x[name], x0_hat[name], space[name]) for name in x0_hat}
         x0_hat = self.denoiser(x, t, space, cond or {})
         known, mask = self.entries(x0_hat, space)
         return self._paste(x0_hat, known, mask, space)
 
-    def _show_known(self, name: str, x: Tensor) -> Tensor:
+    def part_entries(self, name: str, x: Tensor, space: Space) -> tuple[Tensor, Tensor] | None:
+        """``known`` and ``mask`` of part ``name`` of a joint state for the batch part ``x`` (on its
+        device), or None if nothing of that part is known; override for layouts that change from
+        batch to batch (a fragment's atoms and bonds in molecules of any size)."""
+        if name not in self.known:
+            return None
+        return self.known[name].to(x.device), self.mask[name].to(x.device)
+
+    def _show_known(self, name: str, x: Tensor, space: Space) -> Tensor:
         """A categorical part's known entries enter the denoiser as their clean class. Under a masked
         process an unmasked entry *is* clean at every t, so this conditions the other parts exactly
         (MDLM-style infilling); under uniform or marginal priors it is the evidence of an entry that
         already reads the known class."""
-        if name not in self.known or not is_categorical(x):
+        entries = self.part_entries(name, x, space) if is_categorical(x) else None
+        if entries is None:
             return x
-        return torch.where(self.mask[name].to(x.device), self.known[name].to(x.device), x)
+        return torch.where(entries[1], entries[0], x)
 
     def _paste_part(self, name: str, x: Tensor, estimate: Tensor, space: Space) -> Tensor:
         """One part of a joint state: continuous parts as above; a categorical part's probabilities
         become certain (one-hot) at known entries, so its reverse steps land on the known class."""
-        if name not in self.known:
+        entries = self.part_entries(name, x, space)
+        if entries is None:
             return estimate
-        known, mask = self.known[name].to(estimate.device), self.mask[name].to(estimate.device)
+        known, mask = entries
         if is_categorical(x):
             onehot = torch.nn.functional.one_hot(known, estimate.shape[-1]).to(estimate)
             return torch.where(mask[..., None], onehot, estimate)
@@ -336,9 +346,10 @@ class Inpainting:
 
 
     def _restore_part(self, name: str, x: Tensor, space: Space) -> Tensor:
-        if name not in self.known:
+        entries = self.part_entries(name, x, space)
+        if entries is None:
             return x
-        known, mask = self.known[name].to(x.device), self.mask[name].to(x.device)
+        known, mask = entries
         if is_categorical(x):
             return torch.where(mask, known, x)
         known = known.to(x)

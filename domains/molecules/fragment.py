@@ -117,6 +117,11 @@ def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None
     ``fragment.xyz``."""
     from .io import write_xyz
 
+    if getattr(domain, "name", None) == "qm9_joint":  # the joint model also fixes charges and bonds
+        from .joint_fragment import joint_fragment
+
+        return joint_fragment(denoiser, domain=domain, fragment=fragment, num_atoms=num_atoms, record=record,
+                              out_dir=out_dir)
     frag = read_fragment(fragment, atom_types=tuple(domain.atom_types), record=record)
     k = len(frag.z)
     if num_atoms is None:

@@ -104,3 +104,25 @@ def test_train_then_sample_without_the_data(tmp_path):
     assert len(mols) == 4 and all(m.GetNumAtoms() == 6 for m in mols)
     assert (tmp_path / "s" / "samples.xyz").read_text().splitlines()[0] == "6"
     assert not any(empty.iterdir())
+
+    # a fragment fixes its atoms, charges and the bonds among them: C=C-O with a cation-free frame
+    frag = Chem.RWMol()
+    for symbol in ("C", "C", "O"):
+        frag.AddAtom(Chem.Atom(symbol))
+    frag.AddBond(0, 1, Chem.BondType.DOUBLE)
+    frag.AddBond(1, 2, Chem.BondType.SINGLE)
+    conf = Chem.Conformer(3)
+    for i, xyz in enumerate([(0.0, 0.0, 0.0), (1.34, 0.0, 0.0), (2.05, 1.2, 0.0)]):
+        conf.SetAtomPosition(i, xyz)
+    frag.AddConformer(conf)
+    Chem.MolToMolFile(frag.GetMol(), str(tmp_path / "frag.sdf"), kekulize=False)
+    cli("sample", f"checkpoint={run / 'checkpoints' / 'last.ckpt'}", "num_samples=3", "batch_size=3", "steps=4",
+        "sampler=ddpm", "grid=uniform_t", "guidance=fragment", f"guidance.fragment={tmp_path / 'frag.sdf'}",
+        "cond.num_atoms=7", f"out_dir={tmp_path / 'f'}")
+    for mol in Chem.SDMolSupplier(str(tmp_path / "f" / "samples.sdf"), sanitize=False, removeHs=False):
+        assert [a.GetSymbol() for a in mol.GetAtoms()][:3] == ["C", "C", "O"]
+        assert mol.GetBondBetweenAtoms(0, 1).GetBondTypeAsDouble() == 2.0
+        assert mol.GetBondBetweenAtoms(1, 2).GetBondTypeAsDouble() == 1.0
+        assert mol.GetBondBetweenAtoms(0, 2) is None
+        pos = mol.GetConformer().GetPositions()[:3]
+        assert abs(pos[1][0] - 1.34) < 1e-3 and abs(pos[2][1] - 1.2) < 1e-3
