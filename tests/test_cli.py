@@ -142,7 +142,9 @@ def test_demo_writes_figure_metrics_and_samples(tmp_path, capsys):
     assert "mean_error" in json.loads((toy / "metrics.json").read_text())
     printed = capsys.readouterr().out
     assert str(toy) in printed and "figure.png" in printed
-    assert json.loads((out / "summary.json").read_text())["toy"]["ok"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["toy"]["ok"] and summary["toy_joint"]["ok"]  # the mixed point + label example too
+    assert "label_consistency" in json.loads((out / "toy_joint" / "metrics.json").read_text())
 
 
 def test_demo_samples_every_shipped_checkpoint_molecules_first(tmp_path):
