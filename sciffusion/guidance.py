@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .losses import DROP
+from .losses import DROP, SELF_COND
 from .parameterization import Cond, Denoiser
 from .processes import NoiseProcess
 from .state import first_tensor, is_categorical
@@ -74,6 +74,26 @@ class DropCondition:
         space = space or DenseSpace()
         drop = torch.ones(space.batch_size(x), dtype=torch.bool, device=first_tensor(x).device)
         return self.denoiser(x, t, space, {**(cond or {}), DROP: drop})
+
+
+class SelfConditioning:
+    """A self-conditioned denoiser (trained with ``self_condition`` > 0) for the core's one-tensor
+    samplers: each call passes the previous call's x0 estimate in ``cond["self_cond"]`` (Chen et al.
+    2022). A call at a time not below the previous one starts a new trajectory without it, so one
+    wrapper serves successive sampling runs. (The joint sampler passes estimates itself.)"""
+
+    def __init__(self, denoiser: Denoiser):
+        self.denoiser, self.previous, self.last_t = denoiser, None, None
+
+    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+        cond = dict(cond or {})
+        now = float(t.reshape(-1)[0]) if t.numel() else 0.0
+        fresh = self.previous is None or self.last_t is None or now >= self.last_t or self.previous.shape != x.shape
+        if not fresh:
+            cond[SELF_COND] = self.previous
+        x0_hat = self.denoiser(x, t, space or DenseSpace(), cond)
+        self.previous, self.last_t = x0_hat.detach(), now
+        return x0_hat
 
 
 def device_of(denoiser: Denoiser) -> torch.device:
@@ -378,4 +398,4 @@ def _known_offset(x: Tensor, known: Tensor, mask: Tensor, space: Space) -> Tenso
 
 
 __all__ = ["ClassifierFreeGuidance", "ClassifierGuidance", "DiffusionPosteriorSampling", "DropCondition", "Inpainting",
-           "ReconstructionGuidance"]
+           "ReconstructionGuidance", "SelfConditioning"]

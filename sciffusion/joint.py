@@ -25,12 +25,11 @@ from torch import Tensor, nn
 
 from .categorical import CategoricalProcess
 from .couplings import get_coupling
-from .losses import TIME_SAMPLERS, WEIGHTINGS, _choose, drop_condition
+from .losses import SELF_COND, TIME_SAMPLERS, WEIGHTINGS, _choose, drop_condition
 from .parameterization import Coefficients, Cond, Target, get_target
 from .processes import NoiseProcess
 from .state import PartsSpace, is_categorical
 
-SELF_COND = "self_cond"  # cond[SELF_COND]: the previous x0 estimate (a state), for self-conditioning
 
 Process = NoiseProcess | CategoricalProcess
 

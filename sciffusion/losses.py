@@ -21,6 +21,7 @@ from .processes import NoiseProcess
 from .space import DenseSpace, Space
 
 DROP = "drop"  # cond[DROP] ([B] bool): these samples' conditions are dropped (classifier-free guidance)
+SELF_COND = "self_cond"  # cond[SELF_COND]: the previous x0 estimate, for self-conditioning (Chen et al. 2022)
 
 
 def _snr(c: Coefficients) -> Tensor:
@@ -101,11 +102,13 @@ class DiffusionLoss:
     Masked entries (``DenseSpace(mask=...)``) are zeroed before noising and do not count;
     ``DenseSpace(weights=...)`` makes the per-sample mean a weighted one (see ``DenseSpace``).
     ``coupling`` pairs data with noise (``sciffusion.couplings``: minibatch or equivariant OT).
+    ``self_condition``: the probability that a step first computes the model's own x0 estimate
+    (no gradient) and passes it in ``cond["self_cond"]``; sample with ``SelfConditioning``.
     """
 
     def __init__(self, process: NoiseProcess, *, weighting: str = "uniform", time_distribution: str = "uniform",
                  cond_dropout: float = 0.0, weighting_options: dict | None = None,
-                 time_options: dict | None = None, coupling: str = "independent"):
+                 time_options: dict | None = None, coupling: str = "independent", self_condition: float = 0.0):
         if weighting != "uniform":
             _choose(WEIGHTINGS, weighting, "loss weighting")
         _choose(TIME_SAMPLERS, time_distribution, "training time distribution")
@@ -115,6 +118,9 @@ class DiffusionLoss:
         self.cond_dropout = cond_dropout
         self.weighting_options = dict(weighting_options or {})
         self.time_options = dict(time_options or {})
+        if not 0 <= self_condition <= 1:
+            raise ValueError(f"self_condition is a probability in [0, 1], got {self_condition}")
+        self.self_condition = self_condition
         from .couplings import get_coupling
 
         self.coupling = get_coupling(coupling)
@@ -144,6 +150,9 @@ class DiffusionLoss:
         x_t = c.alpha * x0 + c.sigma * eps
         target = model.target.from_x0_eps(x0, eps, c)
         cond = drop_condition(cond or {}, batch, self.cond_dropout, generator, x0.device)
+        if self.self_condition and float(torch.rand((), generator=generator, device=_device(generator))) < self.self_condition:
+            with torch.no_grad():  # Chen et al. 2022: the network's own estimate, without gradient
+                cond = {**cond, SELF_COND: model(x_t, t.to(x0.dtype), space, cond).detach()}
         out = model.predict(x_t, t.to(x0.dtype), space, cond)
         if out.shape != target.shape:
             raise ValueError(f"the network returned shape {tuple(out.shape)} for data of shape {tuple(target.shape)}; "
