@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from .domain import Batch, Domain
+from .guidance import SelfConditioning
+from .joint import JointProcess
 from .processes import NoiseProcess
 from .settings import Settings, resolve
 
@@ -55,12 +57,15 @@ class Model:
         """The denoiser wrapped in ``guidance`` (a ``_partial_`` config or a callable), checked first."""
         from .cli import build, checks
 
+        base = self.denoiser
+        if (self.config.get("loss") or {}).get("self_condition") and not isinstance(self.process, JointProcess):
+            base = SelfConditioning(base)  # one-tensor samplers do not pass estimates along; the joint one does
         if guidance is None:
-            return self.denoiser
+            return base
         if callable(guidance) and not isinstance(guidance, dict):
-            return guidance(self.denoiser)
+            return guidance(base)
         checks.check_sampling({"guidance": guidance}, self.config, self.domain)
-        return build.guided(self.denoiser, guidance, self.process, self.domain)
+        return build.guided(base, guidance, self.process, self.domain)
 
     def draw(self, num_samples: int, settings: Settings, *, cond: dict[str, Any] | None = None, seed: int = 0,
              batch_size: int = 256, progress: bool = True) -> list[Batch]:
