@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=200)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--sampler", default="ddpm")
+    parser.add_argument("--categorical", default="posterior", help="the categorical step: posterior or euler")
     args = parser.parse_args()
     run = Path(args.run)
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,15 +46,16 @@ def main() -> None:
         import torch
 
         step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"])
-        out = run / "curve" / f"step_{step}_{args.sampler}{args.steps}"
+        out = run / "curve" / f"step_{step}_{args.sampler}{args.steps}_{args.categorical}"
         start = time.perf_counter()
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         subprocess.run([sys.executable, "-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", f"num_samples={args.num}",
                         f"sampler={args.sampler}", f"steps={args.steps}", "grid=uniform_t", "batch_size=100",
-                        "sampler_options.categorical=posterior", "reference_limit=1000", "save_samples=true",
+                        f"sampler_options.categorical={args.categorical}", "reference_limit=1000", "save_samples=true",
                         f"out_dir={out}"], check=True, env=env)
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
-    row = {"step": step, "train_hours": round(hours, 3), "sampler": args.sampler, "sampling_steps": args.steps,
+    row = {"step": step, "train_hours": round(hours, 3), "sampler": args.sampler, "categorical": args.categorical,
+           "sampling_steps": args.steps,
            "num_samples": args.num, "eval_seconds": round(time.perf_counter() - start), **metrics}
     with open(run / "curve.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
