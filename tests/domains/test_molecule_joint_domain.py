@@ -126,3 +126,17 @@ def test_train_then_sample_without_the_data(tmp_path):
         assert mol.GetBondBetweenAtoms(0, 2) is None
         pos = mol.GetConformer().GetPositions()[:3]
         assert abs(pos[1][0] - 1.34) < 1e-3 and abs(pos[2][1] - 1.2) < 1e-3
+
+
+@pytest.mark.parametrize("experiment", ["qm9_joint_eqgat", "qm9_joint_flow_cpu"])
+def test_gpu_and_flow_recipes_run_a_few_steps_on_cpu(tmp_path, experiment):
+    """The GPU recipe (EQGAT-diff's hyperparameters, bf16 autocast, full-size network) and the flow
+    recipe train two steps here and sample."""
+    from sciffusion.testing import run_app
+
+    run = tmp_path / "run"
+    run_app("train", f"experiment={experiment}", f"domain.limit={LIMIT}", "train.steps=2", "train.batch_size=4",
+            "train.warmup=1", f"hydra.run.dir={run}", cwd=tmp_path)
+    run_app("sample", f"checkpoint={run / 'checkpoints' / 'last.ckpt'}", "num_samples=2", "steps=3",
+            f"out_dir={tmp_path / 's'}", cwd=tmp_path)
+    assert (tmp_path / "s" / "samples.sdf").is_file()
