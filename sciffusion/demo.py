@@ -24,7 +24,7 @@ import torch
 from . import registry
 
 
-DOMAIN_OF = {"audio_gap": "audio"}  # demo step -> its domain (folder and pip extra), where they differ
+DOMAIN_OF = {"audio_gap": "audio", "molecules_edm": "molecules"}  # demo step -> its domain (folder and pip extra), where they differ
 REGISTERED_AS = {"molecules": "qm9"}  # domain folder -> entry-point name, where they differ
 
 
@@ -40,11 +40,17 @@ def shipped(domain_package: str, name: str) -> Path | None:
 def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
     """(domain, what it shows, command) for every shipped checkpoint found."""
     steps = []
+    if (ckpt := shipped("molecules", "qm9_joint_cpu.ckpt")) is not None:
+        steps.append(("molecules", "3D molecules with generated bonds and charges (SDF, XYZ, figure), scored with "
+                      "the generated bonds and with bonds re-perceived from the coordinates",
+                      ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=64", "batch_size=64",
+                       "save_samples=true", "reference_limit=500", f"out_dir={out / 'molecules'}"]))
     if (ckpt := shipped("molecules", "qm9_cpu.ckpt")) is not None:
-        steps.append(("molecules", "3D molecules (SDF, XYZ, 3D and 2D figures) with EDM's stability/validity metrics",
+        name = "molecules_edm" if steps else "molecules"
+        steps.append((name, "3D molecules (SDF, XYZ, 3D and 2D figures) with EDM's stability/validity metrics",
                       ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=64", "batch_size=64",
                        "sampler=ddpm", "grid=uniform_t", "steps=100", "save_samples=true", "reference_limit=500",
-                       f"out_dir={out / 'molecules'}"]))
+                       f"out_dir={out / name}"]))
     if (ckpt := shipped("images", "mnist_unet.ckpt")) is not None:
         steps.append(("images", "class-conditional digits with classifier-free guidance (PNGs, grid, classifier FD)",
                       ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=50", "batch_size=50",

@@ -34,6 +34,17 @@ class Shipped:
 
 
 SHIPPED: dict[str, Shipped] = {
+    "qm9_joint": Shipped("molecules", "qm9_joint_cpu.ckpt",
+                         "QM9 molecules with hydrogens: positions, atom types, charges and bonds generated jointly "
+                         "(still training; see experiments/molecules/joint/README.md)",
+                         {"sampler": "ddpm", "steps": 100, "grid": "uniform_t", "guidance": None,
+                          "sampler_options": {"categorical": "posterior"}},
+                         "experiments/molecules/joint/README.md: quality vs sampling steps"),
+    "qm9_joint_noh": Shipped("molecules", "qm9_joint_noh_cpu.ckpt",
+                             "QM9 molecules without hydrogens, atoms, charges and Kekule bonds generated jointly",
+                             {"sampler": "ddpm", "steps": 100, "grid": "uniform_t", "guidance": None,
+                              "sampler_options": {"categorical": "posterior"}},
+                             "experiments/molecules/joint/README.md: diffusion vs flow, quality vs steps"),
     "qm9": Shipped("molecules", "qm9_cpu.ckpt", "3D molecules of QM9 with hydrogens (EGNN, CPU-trained)",
                    {"sampler": "ddpm", "steps": 250, "grid": "uniform_t", "guidance": None},
                    "experiments/molecules/README.md: DDPM 250 steps has the most stable atoms and connected molecules"),

@@ -11,7 +11,8 @@ import sciffusion
 from sciffusion import settings, shipped
 from sciffusion.registry import loadable
 
-DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "digits": "images", "spoken_digits": "audio", "hadisst": "weather"}
+DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_joint_noh": "qm9_joint",
+             "digits": "images", "spoken_digits": "audio", "hadisst": "weather"}
 
 
 def _gone(*args, **kwargs):
@@ -27,6 +28,8 @@ def no_data(monkeypatch, tmp_path):
         monkeypatch.setattr(classes["images"], "dataset", _gone)
     if "qm9" in classes:
         monkeypatch.setattr(classes["qm9"], "_load", _gone)
+    if "qm9_joint" in classes:
+        monkeypatch.setattr(classes["qm9_joint"], "_split", _gone)
     if "audio" in classes:
         monkeypatch.setattr(classes["audio"], "_clips", _gone)
     if "weather" in classes:

@@ -250,32 +250,25 @@ class QM9JointDomain(Domain):
                               explicit_hydrogens=not self.remove_h)
 
     def training_smiles(self) -> set[str] | None:
-        """Canonical SMILES (generated-bond protocol: the molecule's own bonds, hydrogens removed) of
-        the training split, for novelty; cached beside the data. None when the data are not here
-        (sampling from a checkpoint alone)."""
-        from .data import cache_dir
-        from .joint_metrics import canonical_smiles
-
+        """Canonical SMILES (no stereo, hydrogens implicit) of the training split's molecules, from the
+        dataset's own SMILES, which their bonds were checked against: the novelty reference. None when
+        the data are not here (sampling from a checkpoint alone)."""
         if self._smiles is not None:
             return self._smiles
         try:
-            data = self.dataset("train")
+            molecules, _ = self._split("train")
         except (FileNotFoundError, OSError, ImportError):
             return None
-        name = f"qm9_joint_train_smiles{'_noh' if self.remove_h else ''}{'_kekule' if self.kekulize else ''}.txt"
-        cache = None if self.limit is not None else Path(self.root or cache_dir()) / "qm9" / name
-        if cache is not None and cache.exists():
-            self._smiles = set(cache.read_text().splitlines())
-            return self._smiles
+        if molecules.smiles is None:
+            return None
+        from rdkit import Chem, RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
         smiles = set()
-        for start in range(0, len(data), 2000):
-            batch = self.collate([data[i] for i in range(start, min(start + 2000, len(data)))])
-            smiles |= {canonical_smiles(d, explicit_hydrogens=not self.remove_h) for d in self.decode(batch.x, batch.space)}
-        smiles.discard(None)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text("\n".join(sorted(smiles)) + "\n")
-            tmp.replace(cache)
+        for text in molecules.smiles:
+            mol = Chem.MolFromSmiles(text)
+            if mol is not None:
+                Chem.RemoveStereochemistry(mol)
+                smiles.add(Chem.MolToSmiles(mol))
         self._smiles = smiles
         return smiles

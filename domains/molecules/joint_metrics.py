@@ -3,8 +3,9 @@
 Generated bonds (MiDi's protocol): an atom is stable when the sum of its generated bond orders
 (aromatic = 1.5) is a whole number allowed for its element and generated formal charge; a molecule
 when all its atoms are. ``validity`` is strict: RDKit sanitises the molecule with every hydrogen an
-explicit atom and none implicit; ``validity_lenient`` lets RDKit add implicit hydrogens (labelled:
-it hides missing hydrogens). Connectivity: one fragment.
+explicit atom and none implicit, it is one fragment, and no atom is a radical (a missing hydrogen
+would otherwise sanitise as one); ``validity_lenient`` lets RDKit add implicit hydrogens (labelled:
+it hides missing hydrogens).
 
 Bonds re-perceived from coordinates alone (EDM's tables and RDKit's ``DetermineBonds``), via
 ``metrics.evaluate`` on the positions and elements only: the stricter protocol, prefixed ``perceived_``.
@@ -88,6 +89,8 @@ def _validity(data, *, implicit: bool) -> str | None:
         return None
     if len(Chem.GetMolFrags(mol)) != 1:
         return None
+    if any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+        return None  # with no implicit hydrogens, a missing hydrogen sanitises as a radical: not a molecule
     return Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False))
 
 
