@@ -183,3 +183,7 @@ def run_app(app: str, *args: str, cwd: str | Path, torchrun: int = 0, check: boo
     if check and out.returncode != 0:
         raise AssertionError(f"{app} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return out
+
+
+from .testing_domain import assert_domain_contract  # noqa: E402  (shipped test helpers, re-exported)
+from .testing_equivariance import assert_equivariant, random_isometry  # noqa: E402

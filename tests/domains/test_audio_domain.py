@@ -159,3 +159,11 @@ def test_metrics_refuse_a_classifier_trained_on_other_spectrograms():
     assert AudioDomain().classifier().meta["spectrogram"]["n_mels"] == 80
     with pytest.raises(ValueError, match="train one for these settings"):
         AudioDomain(n_mels=128, hop_length=128).classifier()
+
+
+@needs_espeak
+def test_keeps_the_domain_contract(domain, tmp_path):
+    from sciffusion.testing import assert_domain_contract
+
+    assert_domain_contract(domain, tmp_path, fresh=lambda: AudioDomain(digits=TINY, griffin_lim_iters=8,
+                                                                       cache=str(tmp_path / "unused")))

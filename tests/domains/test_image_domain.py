@@ -142,3 +142,9 @@ def test_train_sample_with_cfg_and_evaluate_through_the_cli(tmp_path):
     assert result["num_samples"] == 20
     assert {"fd", "precision", "recall", "inception_score", "class_accuracy"} <= set(result["metrics"])
     assert all(np.isfinite(v) for v in result["metrics"].values())
+
+
+def test_keeps_the_domain_contract(digits, tmp_path):
+    from sciffusion.testing import assert_domain_contract
+
+    assert_domain_contract(digits, tmp_path, fresh=lambda: ImagesDomain(dataset="sklearn_digits", conditional=True))

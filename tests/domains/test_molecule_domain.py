@@ -202,3 +202,11 @@ def test_train_sample_evaluate_through_the_cli(tmp_path):
     assert result["num_samples"] == 6
     assert {"atom_stability", "molecule_stability", "validity", "uniqueness", "novelty",
             "connectivity"} <= set(result["metrics"])
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_keeps_the_domain_contract(qm9, qm9_alpha, conditional, tmp_path):
+    from sciffusion.testing import assert_domain_contract
+
+    options = dict(limit=LIMIT, condition="alpha") if conditional else dict(limit=LIMIT, perceive_bonds=False)
+    assert_domain_contract(qm9_alpha if conditional else qm9, tmp_path, fresh=lambda: QM9Domain(**options))

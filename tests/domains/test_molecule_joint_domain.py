@@ -140,3 +140,9 @@ def test_gpu_and_flow_recipes_run_a_few_steps_on_cpu(tmp_path, experiment):
     run_app("sample", f"checkpoint={run / 'checkpoints' / 'last.ckpt'}", "num_samples=2", "steps=3",
             f"out_dir={tmp_path / 's'}", cwd=tmp_path)
     assert (tmp_path / "s" / "samples.sdf").is_file()
+
+
+def test_keeps_the_domain_contract(domain, tmp_path):
+    from sciffusion.testing import assert_domain_contract
+
+    assert_domain_contract(domain, tmp_path, fresh=lambda: QM9JointDomain(limit=LIMIT))

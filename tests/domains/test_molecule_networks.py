@@ -320,3 +320,14 @@ def test_training_reduces_the_loss(name):
         opt.step()
     after = evaluate()
     assert after < 0.8 * before, (before, after)
+
+
+@pytest.mark.parametrize("name", ["egnn", "tensor_product"])
+def test_shipped_helper_agrees(name):
+    """``sciffusion.testing.assert_equivariant``, the helper plugin authors get, passes the networks."""
+    from sciffusion.testing import assert_equivariant
+
+    x, space = molecules()
+    t = torch.rand(space.num_samples, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    net = network(name)
+    assert_equivariant(lambda x_, space_: net(x_, t, space_, {}), x, space, tolerance=1e-10)

@@ -293,3 +293,9 @@ def test_unusable_files_name_the_file_variable_time_and_fix(tmp_path, blank, tim
     domain = _monthly_file(tmp_path / "bad.nc", blank=blank, time=time)
     with pytest.raises(ValueError, match=message):
         domain.dataset("train")
+
+
+def test_keeps_the_domain_contract(hadisst, tmp_path):
+    from sciffusion.testing import assert_domain_contract
+
+    assert_domain_contract(hadisst, tmp_path, fresh=lambda: make_domain("weather"))
