@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .parameterization import Cond
-from .space import DenseSpace, GraphSpace, Space
+from .space import Space, as_space
 from .state import State, state_to
 
 
@@ -54,15 +54,8 @@ class Batch:
 
 
 def space_to(space: Space, device: torch.device | str) -> Space:
-    """The same space with its tensors (mask, weights, batch) on ``device``."""
-    if hasattr(space, "to"):
-        return space.to(device)
-    if isinstance(space, DenseSpace):
-        move = lambda v: None if v is None else v.to(device)
-        return DenseSpace(move(space.mask), move(space.weights))
-    if isinstance(space, GraphSpace):
-        return GraphSpace(space.batch.to(device), space.num_samples, space.zero_mean)
-    return space
+    """The same space with its tensors (mask, weights, batch) on ``device``: ``Space.to``."""
+    return as_space(space).to(device)
 
 
 def check_condition_request(domain: "Domain", request: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .parameterization import Coefficients, Cond, edm_loss_weight
 from .processes import NoiseProcess
-from .space import DenseSpace, Space
+from .space import Space, as_space
 
 DROP = "drop"  # cond[DROP] ([B] bool): these samples' conditions are dropped (classifier-free guidance)
 SELF_COND = "self_cond"  # cond[SELF_COND]: the previous x0 estimate, for self-conditioning (Chen et al. 2022)
@@ -139,7 +139,7 @@ class DiffusionLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = space or DenseSpace()
+        space = as_space(space)
         batch = space.batch_size(x0)
         if t is None:
             t = self.sample_time(batch, generator)
@@ -160,7 +160,7 @@ class DiffusionLoss:
         # per-sample mean over counted entries; weighted where the space carries quadrature weights
         # (e.g. cos(latitude) on a lat-lon grid), so the loss is an area mean like the metrics
         sq = (out - target) ** 2
-        mse = space.average(sq) if hasattr(space, "average") else space.sum(sq) / space.dims(x0)
+        mse = space.average(sq)
         return self.weight(model, t).to(mse) * mse
 
 

@@ -6,43 +6,77 @@ belongs to. Samplers, losses, guidance and likelihoods are written once against 
 """
 from __future__ import annotations
 
-from typing import Protocol
+import copy
+from abc import ABC, abstractmethod
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 
-class Space(Protocol):
-    """The contract between the core and a domain's batches."""
+class Space(ABC):
+    """The contract between the core and a domain's batches. Subclasses implement the five
+    abstract operations; ``randn_like``, ``average``, ``to`` and ``zero_mean`` have defaults."""
 
+    #: Feature columns kept at zero mean within each sample (atom positions): a sample is defined
+    #: only up to a translation along them. None by default; ``GraphSpace`` sets them.
+    zero_mean: Sequence[int] = ()
+
+    @abstractmethod
     def batch_size(self, x: Tensor) -> int:
         """Number of samples B in ``x``."""
 
+    @abstractmethod
     def per_sample(self, values: Tensor, x: Tensor) -> Tensor:
         """Broadcast a per-sample value ``[B]`` so that it multiplies ``x`` elementwise."""
 
-    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Standard normal noise shaped like ``x``, already in the sample subspace."""
-
+    @abstractmethod
     def project(self, x: Tensor) -> Tensor:
         """Project a state onto the sample subspace (masked entries zero, centre of mass zero...)."""
 
+    @abstractmethod
     def sum(self, values: Tensor) -> Tensor:
         """Per-sample sum ``[B]`` of a per-element tensor shaped like ``x``, over counted entries."""
 
+    @abstractmethod
     def dims(self, x: Tensor) -> Tensor:
         """Degrees of freedom of each sample ``[B]`` (counted entries minus constrained ones)."""
 
+    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Standard normal noise shaped like ``x``, already in the sample subspace."""
+        return self.project(_randn(x, generator))
+
     def average(self, values: Tensor) -> Tensor:
         """Per-sample mean ``[B]`` of a per-element tensor shaped like ``x``, as a loss averages it:
-        ``sum / dims``, or a weighted mean where the space carries weights (``DenseSpace``)."""
+        ``sum / dims`` (a sample without degrees of freedom averages to its sum, zero), or a weighted
+        mean where the space carries weights (``DenseSpace``)."""
+        return self.sum(values) / self.dims(values).clamp_min(1)
+
+    def to(self, device: torch.device | str) -> "Space":
+        """The same space with its tensors (masks, weights, indices, nested spaces) on ``device``."""
+        moved = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, (Tensor, Space)):
+                setattr(moved, name, value.to(device))
+        return moved
 
 
 def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-class DenseSpace:
+def as_space(space: "Space | None") -> "Space":
+    """``space``, checked; ``None`` stands for a ``DenseSpace()`` without mask (plain ``[B, ...]``
+    tensors), the one place where that default lives."""
+    if space is None:
+        return DenseSpace()
+    if not isinstance(space, Space):
+        raise TypeError(f"{type(space).__name__} is not a sciffusion.space.Space; subclass Space (it provides "
+                        "to(), average() and zero_mean) or use DenseSpace / GraphSpace")
+    return space
+
+
+class DenseSpace(Space):
     """Samples stacked on the first axis. ``mask`` (bool, broadcastable to one sample or to the
     batch; True = counted) marks entries that do not exist, such as land in a sea-surface field:
     they are kept at zero, never count in a loss and are not degrees of freedom.
@@ -67,9 +101,6 @@ class DenseSpace:
         if values.dim() == 0:
             return values
         return values.reshape(-1, *([1] * (x.dim() - 1)))
-
-    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.project(_randn(x, generator))
 
     def _full_mask(self, x: Tensor) -> Tensor:
         return torch.broadcast_to(self.mask.to(x.device), x.shape)
@@ -97,7 +128,7 @@ class DenseSpace:
         return self.sum(w * values) / self.sum(w)
 
 
-class GraphSpace:
+class GraphSpace(Space):
     """Variable-size samples as rows of one tensor ``x[N, F]``; ``batch[N]`` gives each row's sample.
 
     ``zero_mean`` lists feature columns (e.g. the three coordinates of atom positions) that are kept
@@ -124,9 +155,6 @@ class GraphSpace:
             return values
         return values.to(x.device)[self.batch].reshape(-1, *([1] * (x.dim() - 1)))
 
-    def randn_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.project(_randn(x, generator))
-
     def mean(self, x: Tensor) -> Tensor:
         """Per-sample mean of each column ``[B, F]``."""
         total = torch.zeros(self.num_samples, *x.shape[1:], dtype=x.dtype, device=x.device)
@@ -151,6 +179,5 @@ class GraphSpace:
         per_row = x[0].numel() if x.dim() > 1 else 1
         return (self.counts.to(x) * per_row - len(self.zero_mean)).to(x.dtype)
 
-    def average(self, values: Tensor) -> Tensor:
-        # a one-atom molecule has no degrees of freedom left in its zero-mean columns: its sum is 0 too
-        return self.sum(values) / self.dims(values).clamp_min(1)
+    # average: the default sum / dims, clamped, since a one-atom molecule has no degrees of freedom left
+    # in its zero-mean columns (its sum is zero too)

@@ -32,8 +32,9 @@ def is_categorical(part: Tensor) -> bool:
     return not part.is_floating_point() and not part.is_complex()
 
 
-class PartsSpace(Mapping[str, Space]):
-    """One ``Space`` per part of a ``dict`` state; every part has the same number of samples."""
+class PartsSpace(Space, Mapping[str, Space]):
+    """One ``Space`` per part of a ``dict`` state; every part has the same number of samples.
+    ``project`` acts part by part; sums, averages and noise are per part (``space[name].sum``)."""
 
     def __init__(self, spaces: Mapping[str, Space]):
         if not spaces:
@@ -63,9 +64,28 @@ class PartsSpace(Mapping[str, Space]):
             raise ValueError(f"state parts {sorted(x)} do not match the space's parts {sorted(self.spaces)}")
 
     def to(self, device: torch.device | str) -> "PartsSpace":
-        from .domain import space_to
+        return PartsSpace({name: space.to(device) for name, space in self.spaces.items()})
 
-        return PartsSpace({name: space_to(space, device) for name, space in self.spaces.items()})
+    def project(self, x: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {name: self.spaces[name].project(part) for name, part in x.items()}
+
+    def _per_part(self, op: str):
+        raise TypeError(f"PartsSpace.{op} is per part: call space[name].{op} for one of {sorted(self.spaces)}")
+
+    def per_sample(self, values, x):
+        self._per_part("per_sample")
+
+    def sum(self, values):
+        self._per_part("sum")
+
+    def dims(self, x):
+        self._per_part("dims")
+
+    def randn_like(self, x, generator=None):
+        self._per_part("randn_like")
+
+    def average(self, values):
+        self._per_part("average")
 
     def __repr__(self) -> str:
         return f"PartsSpace({', '.join(f'{k}={type(v).__name__}' for k, v in self.spaces.items())})"
@@ -118,11 +138,8 @@ class EdgeSpace(GraphSpace):
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         return (self.counts * x.shape[1:].numel()).to(dtype)
 
-    def average(self, values: Tensor) -> Tensor:
-        return self.sum(values) / self.dims(values).clamp_min(1)
-
-    def to(self, device: torch.device | str) -> "EdgeSpace":
-        return EdgeSpace(self.index.to(device), self.batch.to(device), self.num_samples, self.num_nodes)
+    # average and to(): the defaults of Space (sum / dims, clamped, for samples without edges; every
+    # tensor attribute moved)
 
 
 def map_parts(fn, *states: State) -> State:

@@ -373,3 +373,25 @@ def test_drop_condition_drops_every_sample_of_dense_and_graph_batches():
     DropCondition(spy)(x, torch.zeros(2), GraphSpace(torch.tensor([0, 0, 0, 1, 1]), 2), {})
     assert seen[0][DROP].tolist() == [True] * 5 and seen[0]["label"].tolist() == list(range(5))
     assert seen[1][DROP].tolist() == [True, True]  # one flag per molecule, not per atom
+
+
+def test_restore_reaches_inpainting_through_any_wrappers():
+    """``Guidance.restore`` forwards inward: classifier-free guidance around a dropped condition around
+    inpainting on centred columns still puts the samples back in the frame of the known values."""
+    from sciffusion.guidance import DropCondition, Guidance, SelfConditioning, restore_samples
+
+    space = GraphSpace(torch.tensor([0, 0, 1, 1]), 2, zero_mean=(0, 1))
+    known = torch.tensor([[5.0, 1.0], [6.0, 1.0], [-4.0, 2.0], [0.0, 0.0]], dtype=F64)
+    mask = torch.tensor([True, True, True, False])[:, None].expand(4, 2)
+    inner = Inpainting(lambda x, t, space, cond: x, known, mask)
+    outer = ClassifierFreeGuidance(SelfConditioning(DropCondition(inner)), scale=2.0)
+    assert all(isinstance(w, Guidance) for w in (outer, outer.denoiser, inner))
+    x = space.project(torch.randn(4, 2, dtype=F64))
+    expected = inner.restore(x, space)
+    assert (expected - x).abs().max() > 1  # restoring moves the samples
+    torch.testing.assert_close(outer.restore(x, space), expected)
+    torch.testing.assert_close(restore_samples(outer, x, space), expected)
+    # a guidance wrapped inside inpainting restores first; a plain network restores nothing
+    twice = Inpainting(outer, known, mask)
+    torch.testing.assert_close(twice.restore(x, space), expected)
+    assert restore_samples(lambda x, t, space, cond: x, x, space) is x

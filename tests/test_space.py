@@ -70,3 +70,69 @@ def test_space_to_keeps_mask_and_weights():
     assert space_to(DenseSpace(), "cpu").weights is None
     batch = Batch(torch.zeros(1, 2), DenseSpace(mask, w)).to("cpu", torch.float64)
     assert torch.equal(batch.space.weights, w)
+
+
+def test_space_is_an_abstract_base_with_defaults():
+    from sciffusion.space import Space
+
+    with pytest.raises(TypeError):
+        Space()
+
+    class Rows(Space):
+        """A minimal space: only the five abstract operations."""
+
+        def __init__(self, weights):
+            self.weights = weights
+
+        def batch_size(self, x):
+            return x.shape[0]
+
+        def per_sample(self, values, x):
+            return values[:, None]
+
+        def project(self, x):
+            return x - x.mean(1, keepdim=True)
+
+        def sum(self, values):
+            return values.sum(1)
+
+        def dims(self, x):
+            return torch.full((x.shape[0],), x.shape[1] - 1.0)
+
+    s = Rows(torch.ones(2))
+    assert s.zero_mean == ()
+    torch.testing.assert_close(s.average(torch.ones(2, 5)), torch.full((2,), 5 / 4))
+    noise = s.randn_like(torch.zeros(3, 4), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noise.mean(1), torch.zeros(3), atol=1e-6, rtol=0)
+    moved = s.to("meta")
+    assert type(moved) is Rows and moved.weights.device.type == "meta" and s.weights.device.type == "cpu"
+
+
+def test_space_to_moves_every_kind_of_space_without_switching_on_types():
+    from sciffusion.domain import space_to
+    from sciffusion.state import EdgeSpace, PartsSpace
+
+    batch = torch.tensor([0, 0, 1])
+    dense = DenseSpace(torch.tensor([True, False]), torch.tensor([1.0, 2.0]))
+    graph = GraphSpace(batch, 2, zero_mean=(0, 1, 2))
+    parts = PartsSpace({"pos": graph, "bonds": EdgeSpace.fully_connected(batch, 2)})
+    moved = space_to(dense, "meta")
+    assert moved.mask.device.type == moved.weights.device.type == "meta" and dense.mask.device.type == "cpu"
+    moved = space_to(graph, "meta")
+    assert moved.batch.device.type == "meta" and moved.zero_mean == [0, 1, 2] and moved.num_samples == 2
+    moved = space_to(parts, "meta")
+    assert moved["pos"].batch.device.type == moved["bonds"].index.device.type == "meta"
+
+
+def test_default_space_and_non_spaces():
+    from sciffusion.space import as_space
+    from sciffusion.state import PartsSpace
+
+    assert type(as_space(None)) is DenseSpace and as_space(None).mask is None
+    with pytest.raises(TypeError, match="dict is not a sciffusion.space.Space; subclass Space"):
+        as_space({"mask": None})
+    parts = PartsSpace({"a": GraphSpace(torch.tensor([0, 0, 1]), 2, zero_mean=(0,)), "b": DenseSpace()})
+    out = parts.project({"a": torch.tensor([[1.0], [3.0], [5.0]]), "b": torch.ones(2, 2)})
+    torch.testing.assert_close(out["a"], torch.tensor([[-1.0], [1.0], [0.0]]))
+    with pytest.raises(TypeError, match=r"space\[name\].sum"):
+        parts.sum({"b": torch.ones(2, 2)})

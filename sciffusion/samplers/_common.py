@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..parameterization import Cond, Denoiser
 from ..processes import NoiseProcess
-from ..space import DenseSpace, Space
+from ..space import Space, as_space
 from ..timesteps import custom
 
 Callback = Callable[[dict[str, Any]], None]
@@ -49,7 +49,7 @@ class Grid:
 
 def setup(process: NoiseProcess, ts: Tensor | list[float], space: Space | None,
           cond: Cond | None) -> tuple[Grid, Space, Cond]:
-    return Grid.of(process, ts), (DenseSpace() if space is None else space), ({} if cond is None else cond)
+    return Grid.of(process, ts), as_space(space), ({} if cond is None else cond)
 
 
 def denoise(denoiser: Denoiser, x: Tensor, t: float, space: Space, cond: Cond) -> Tensor:
@@ -88,7 +88,7 @@ def prior_sample(process: NoiseProcess, shape_like: Tensor, *, t: float | None =
     negligible for diffusion processes and exactly zero for the linear interpolant at t = 1."""
     t = process.t_max if t is None else t
     sigma = float(process.sigma(torch.tensor(t, dtype=torch.float64)))
-    space = DenseSpace() if space is None else space
+    space = as_space(space)
     return sigma * space.randn_like(shape_like, generator)
 
 

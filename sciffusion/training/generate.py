@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 
 from ..domain import Batch, Domain, check_condition_request, space_to
+from ..guidance_base import restore_samples
 from ..joint import JointProcess, prior_sample_joint
 from ..parameterization import Denoiser
 from ..processes import NoiseProcess
@@ -60,9 +61,9 @@ def draw_chunk(domain: Domain, denoiser: Denoiser, process: NoiseProcess, num: i
         ts = make_grid(options.grid, process, options.steps, **options.grid_options)
     x0 = sample(options.sampler, denoiser, x, ts, process=process, space=space, cond=cond, generator=g_dev,
                 **options.options)
-    restore = getattr(denoiser, "restore", None)  # guidance that fixes values only up to a symmetry, such as
-    if restore is not None:                        # a fragment up to translation, puts samples back in its frame
-        x0 = restore(x0, space)
+    # guidance that fixes values only up to a symmetry, such as a fragment up to translation, puts the
+    # samples back in its frame, through any wrappers around it
+    x0 = restore_samples(denoiser, x0, space)
     return Batch(x0, space, cond).to("cpu")
 
 
