@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import build
 from .errors import reported
+from .experiments import check_experiments
 from .schema import CONFIG_MODULE
 from ..training import Trainer, distributed, seed_everything
 
@@ -67,6 +68,10 @@ def app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    import sys
+
+    with reported("sciffusion-train"):  # before Hydra: its error for a file without the header is obscure
+        check_experiments(sys.argv[1:])
     app()
 
 
