@@ -48,3 +48,25 @@ def test_the_train_app_says_what_is_missing(tmp_path):
     assert out.returncode == 1
     assert "must begin with the line '# @package _global_'" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_readme_experiment_example_composes(tmp_path):
+    """The experiment file shown in README's "Writing a domain plugin", with the example plugin's domain config."""
+    import re
+    import shutil
+
+    from hydra import compose, initialize_config_module
+
+    import sciffusion.cli  # noqa: F401  (registers the schemas)
+
+    root = Path(__file__).parents[1]
+    block = re.search(r"```yaml\n# sciffusion_ring/conf/experiment/ring_edm.yaml\n(.*?)```", (root / "README.md").read_text(),
+                      re.S).group(1)
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "ring_edm.yaml").write_text(block)
+    shutil.copytree(root / "tests/plugin_pkg/sciffusion_ring/conf/domain", tmp_path / "domain")
+    check_experiments([f"hydra.searchpath=[file://{tmp_path}]", "experiment=ring_edm"])
+    with initialize_config_module("sciffusion.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra.searchpath=[file://{tmp_path}]", "experiment=ring_edm"])
+    assert (cfg.domain.name, cfg.domain.radius, cfg.process.name, cfg.train.steps) == ("ring", 3.0, "edm", 2000)
+    assert cfg.parameterization._target_ == "sciffusion.parameterization.EDMPrecond"
