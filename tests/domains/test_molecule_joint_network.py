@@ -190,3 +190,16 @@ def test_trains_with_joint_loss_and_self_conditioning():
         losses.append(value.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-5:]) < sum(losses[:5])
+
+
+def test_shipped_helper_agrees():
+    """``sciffusion.testing.assert_equivariant`` on a dict state with an edge part: positions rotate and
+    move with the input, atom, charge and bond logits are invariant, and atoms permuted within molecules
+    carry their bonds."""
+    from sciffusion.testing import assert_equivariant
+
+    x, space, t, cond = molecules()
+    net = network(self_condition=False)
+    errors = assert_equivariant(lambda x_, space_: net(x_, t, space_, {"property": cond["property"]}), x, space,
+                                translate_outputs=True, tolerance=TOL)
+    assert set(errors) == {"rotation", "reflection", "translation", "permutation"}
