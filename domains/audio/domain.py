@@ -148,7 +148,7 @@ class AudioDomain(Domain):
         return len(self.class_names)
 
     def network(self, **options: Any):
-        from sciffusion_domains.images.networks import UNet
+        from sciffusion_domains.dense.networks import UNet
 
         return UNet(1, num_classes=self.num_classes if self.conditional else 0, **options)
 

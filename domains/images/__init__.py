@@ -1,5 +1,5 @@
 """The images domain: dense ``[B, C, H, W]`` samples (digits, photographs, and any gridded field).
 
-Its networks (``sciffusion_domains.images.networks``: ``UNet``, ``DiT``) are shared by the audio
-(spectrograms) and weather (lat-lon grids) domains.
+Its networks (``UNet``, ``DiT``) live in ``sciffusion_domains.dense.networks``, shared with the audio
+(spectrograms) and weather (lat-lon grids) domains; ``sciffusion_domains.images.networks`` re-exports them.
 """

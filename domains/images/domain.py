@@ -136,7 +136,7 @@ class ImagesDomain(Domain):
                 dit: dict[str, Any] | None = None) -> nn.Module:
         """``UNet(**unet)`` or ``DiT(**dit)`` for these images, with a class embedding when conditional.
         Both option sets live in the config so that ``network.kind=dit`` switches networks."""
-        from .networks import DiT, UNet
+        from sciffusion_domains.dense.networks import DiT, UNet
 
         if kind not in NETWORKS:
             raise ValueError(f"unknown image network kind {kind!r}; choose one of {NETWORKS}")

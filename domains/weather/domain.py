@@ -290,7 +290,7 @@ class WeatherDomain(Domain):
     def network(self, **options: Any) -> nn.Module:
         """``MaskedNet(UNet)``: x and the mask in, x's channels out; the previous states as fields,
         the month as a vector; circular padding in longitude only for a global grid."""
-        from sciffusion_domains.images.networks import UNet
+        from sciffusion_domains.dense.networks import UNet
 
         for fixed in ("in_channels", "out_channels", "field_channels", "vector_dim", "circular_width", "num_classes"):
             if fixed in options:

@@ -8,7 +8,7 @@ import torch
 from sciffusion import DiffusionLoss, EDMPrecond, ModelDenoiser
 from sciffusion.losses import DROP
 from sciffusion.processes import EDM, VPCosine
-from sciffusion_domains.images.networks import FIELDS, LABEL, VECTOR, DiT, UNet
+from sciffusion_domains.dense.networks import FIELDS, LABEL, VECTOR, DiT, UNet
 
 NETWORKS = [UNet, DiT]
 
@@ -247,3 +247,17 @@ def test_clear_errors(cls):
 def test_unet_rejects_attention_outside_its_levels():
     with pytest.raises(ValueError, match="attention_levels"):
         UNet(1, channel_mult=(1, 2), attention_levels=(2,))
+
+
+def test_dense_networks_live_outside_the_images_domain():
+    """``sciffusion_domains.dense.networks`` is the home every dense domain imports; the former path
+    still works, and the weather domain no longer reaches into images."""
+    from pathlib import Path
+
+    import sciffusion_domains.images.networks as former
+    from sciffusion_domains import weather
+
+    assert (former.UNet, former.DiT, former.ConditionEmbedding) == (UNet, DiT, former.ConditionEmbedding)
+    assert UNet.__module__.startswith("sciffusion_domains.dense.networks")
+    sources = "".join(p.read_text() for p in Path(weather.__file__).parent.glob("*.py"))
+    assert "sciffusion_domains.images" not in sources
