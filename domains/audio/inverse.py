@@ -29,7 +29,7 @@ from torch import Tensor
 from sciffusion.guidance import DropCondition, Inpainting, device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
-from sciffusion_domains.images.inverse import METHODS, posterior_guidance
+from sciffusion_domains.dense.inverse import METHODS, posterior_guidance
 
 from .data import read_clip
 from .domain import AudioDomain

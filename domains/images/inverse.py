@@ -28,21 +28,21 @@ pixels grey; the images domain puts it first in figure.png), ``observation.npy``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sciffusion.guidance import (DiffusionPosteriorSampling, DropCondition, Inpainting, ReconstructionGuidance,
-                                 device_of)
+from sciffusion.guidance import DropCondition, Inpainting, device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
 
+from sciffusion_domains.dense.inverse import METHODS, posterior_guidance  # noqa: F401  (also re-exported)
+
 from . import data as image_data
 
-METHODS = ("reconstruction", "dps", "replace")
 MASKS = ("center", "box", "random")
 
 
@@ -128,21 +128,6 @@ def _write(out_dir: str | None, y: Tensor, **images: Tensor) -> None:
     np.save(folder / "observation.npy", y[0].numpy())
     for name, image in images.items():
         image_data.save_png(image[0], folder / f"{name}.png")
-
-
-def posterior_guidance(denoiser: Denoiser, process: NoiseProcess, observe: Callable[[Tensor], Tensor], y: Tensor,
-                       *, method: str, noise_std: float, scale: float, zeta: float, data_var: float,
-                       unconditional: bool):
-    """The core's posterior guidance for y = observe(x0) + noise: ``reconstruction``
-    (``ReconstructionGuidance``) or ``dps``; ``unconditional`` drops a conditional model's class.
-    Shared by every inverse problem here and by the audio domain's gap filling."""
-    if method not in METHODS:
-        raise ValueError(f"unknown guidance.method {method!r}; choose one of {METHODS}")
-    if unconditional:
-        denoiser = DropCondition(denoiser)
-    if method == "dps":
-        return DiffusionPosteriorSampling(denoiser, observe, y, process, zeta=zeta)
-    return ReconstructionGuidance(denoiser, observe, y, process, noise_std, scale=scale, data_var=data_var)
 
 
 # -- the three problems ------------------------------------------------------------------------------

@@ -250,8 +250,9 @@ def test_unet_rejects_attention_outside_its_levels():
 
 
 def test_dense_networks_live_outside_the_images_domain():
-    """``sciffusion_domains.dense.networks`` is the home every dense domain imports; the former path
-    still works, and the weather domain no longer reaches into images."""
+    """``sciffusion_domains.dense`` (networks, feature-space metrics, posterior guidance) is the home
+    every dense domain imports; the former paths still work, and the weather domain no longer reaches
+    into images."""
     from pathlib import Path
 
     import sciffusion_domains.images.networks as former
@@ -259,5 +260,10 @@ def test_dense_networks_live_outside_the_images_domain():
 
     assert (former.UNet, former.DiT, former.ConditionEmbedding) == (UNet, DiT, former.ConditionEmbedding)
     assert UNet.__module__.startswith("sciffusion_domains.dense.networks")
+    from sciffusion_domains.dense import inverse, metrics
+    from sciffusion_domains.images import inverse as image_inverse, metrics as image_metrics
+
+    assert image_metrics.frechet_distance is metrics.frechet_distance
+    assert image_inverse.posterior_guidance is inverse.posterior_guidance
     sources = "".join(p.read_text() for p in Path(weather.__file__).parent.glob("*.py"))
     assert "sciffusion_domains.images" not in sources
