@@ -1,4 +1,5 @@
 """Building blocks for dense ``[B, C, H, W]`` domains (images, spectrograms, lat-lon grids) and
-third-party plugins: ``sciffusion_domains.dense.networks`` (``UNet``, ``DiT``, their condition and
-noise embeddings). Not a domain itself: nothing registers here.
+third-party plugins: ``networks`` (``UNet``, ``DiT``, their condition and noise embeddings),
+``metrics`` (Frechet distance, precision/recall, Inception Score in any feature space) and
+``inverse`` (posterior guidance for an observation y = A(x0) + noise). Not a domain: nothing registers here.
 """
