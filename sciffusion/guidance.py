@@ -121,7 +121,8 @@ class ClassifierFreeGuidance(Guidance):
     """
 
     def __init__(self, denoiser: Denoiser, scale: float, *, interval: tuple[float, float] | None = None,
-                 process: NoiseProcess | None = None):
+                 process: NoiseProcess | None = None, domain: object = None):
+        # ``domain`` is unused: every guidance factory is called with process= and domain=
         _check_interval(interval, process)
         _check_scale(scale)
         self.denoiser, self.scale, self.interval, self.process = denoiser, scale, interval, process

@@ -395,3 +395,18 @@ def test_restore_reaches_inpainting_through_any_wrappers():
     twice = Inpainting(outer, known, mask)
     torch.testing.assert_close(twice.restore(x, space), expected)
     assert restore_samples(lambda x, t, space, cond: x, x, space) is x
+
+
+def test_guidance_factories_are_called_the_same_way():
+    """The apps call every guidance factory as make(denoiser, process=..., domain=...), without
+    inspecting its signature; one that does not take both keywords is named."""
+    from sciffusion.cli.build import guided
+    from sciffusion.guidance import DropCondition
+
+    denoiser, process = (lambda x, t, space, cond: x), VPLinear()
+    cfg = guided(denoiser, {"_target_": "sciffusion.guidance.ClassifierFreeGuidance", "_partial_": True, "scale": 2.0},
+                 process, domain=None)
+    assert isinstance(cfg, ClassifierFreeGuidance) and cfg.process is process and cfg.scale == 2.0
+    with pytest.raises(TypeError, match="'sciffusion.guidance.DropCondition' must accept the keywords process= and domain="):
+        guided(denoiser, {"_target_": "sciffusion.guidance.DropCondition", "_partial_": True}, process)
+    assert isinstance(DropCondition(denoiser), DropCondition)

@@ -131,7 +131,7 @@ def _write(out_dir: str | None, y: Tensor, **images: Tensor) -> None:
 
 
 # -- the three problems ------------------------------------------------------------------------------
-def inpaint(denoiser: Denoiser, *, process: NoiseProcess, input: str, mask: str = "center",
+def inpaint(denoiser: Denoiser, *, process: NoiseProcess, domain=None, input: str, mask: str = "center",
             box: Sequence[int] | None = None, fraction: float = 0.5, mask_seed: int = 0,
             method: str = "reconstruction", noise_std: float = 0.0, scale: float = 1.0, zeta: float = 1.0,
             data_var: float = 0.5, unconditional: bool = True, degrade: bool = True, seed: int = 0,
@@ -154,7 +154,7 @@ def inpaint(denoiser: Denoiser, *, process: NoiseProcess, input: str, mask: str 
                               scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
 
 
-def superres(denoiser: Denoiser, *, process: NoiseProcess, input: str, factor: int = 2,
+def superres(denoiser: Denoiser, *, process: NoiseProcess, domain=None, input: str, factor: int = 2,
              method: str = "reconstruction", noise_std: float = 0.02, scale: float = 1.0, zeta: float = 1.0,
              data_var: float = 0.5, unconditional: bool = True, degrade: bool = True, seed: int = 0,
              size: Sequence[int] | None = None, channels: int | None = None, out_dir: str | None = None):
@@ -179,7 +179,7 @@ def superres(denoiser: Denoiser, *, process: NoiseProcess, input: str, factor: i
                               unconditional=unconditional)
 
 
-def denoise(denoiser: Denoiser, *, process: NoiseProcess, input: str, noise_std: float = 0.3,
+def denoise(denoiser: Denoiser, *, process: NoiseProcess, domain=None, input: str, noise_std: float = 0.3,
             method: str = "reconstruction", scale: float = 1.0, zeta: float = 1.0, data_var: float = 0.5,
             unconditional: bool = True, degrade: bool = True, seed: int = 0, channels: int | None = None,
             out_dir: str | None = None):

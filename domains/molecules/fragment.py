@@ -107,7 +107,7 @@ def fragment_state(fragment, *, atom_types, include_charges: bool) -> Tensor:
     return x
 
 
-def fragment(denoiser: Denoiser, *, domain, fragment: str, num_atoms: int | None = None, record: int = 0,
+def fragment(denoiser: Denoiser, *, domain, process=None, fragment: str, num_atoms: int | None = None, record: int = 0,
              out_dir: str | None = None) -> FragmentInpainting:
     """The guidance of ``guidance=fragment``: molecules of ``num_atoms`` atoms holding molecule
     ``record`` of the file ``fragment`` as their first atoms.

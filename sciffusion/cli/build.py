@@ -5,7 +5,6 @@ option fails at once with its own message.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -72,11 +71,16 @@ def sampling_options(cfg: dict[str, Any]) -> SamplingOptions:
 def guided(denoiser: Denoiser, guidance: dict[str, Any] | None, process: NoiseProcess,
            domain: Domain | None = None) -> Denoiser:
     """Wrap ``denoiser`` in the configured guidance (a ``_partial_`` config), or return it unchanged.
-    The factory also gets ``process=`` and ``domain=`` (with the checkpoint's state loaded: its
-    normalisation, atom types...) when its signature asks for them."""
+    Every guidance factory is called the same way, ``make(denoiser, process=..., domain=...)`` (the
+    domain with the checkpoint's state loaded: its normalisation, atom types...), plus its options;
+    a factory takes both keywords, ignoring those it does not need."""
     if not guidance:
         return denoiser
     make = instantiate(guidance)
-    wanted = inspect.signature(make).parameters
-    given = {"process": process, "domain": domain}
-    return make(denoiser, **{name: value for name, value in given.items() if name in wanted and value is not None})
+    try:
+        return make(denoiser, process=process, domain=domain)
+    except TypeError as err:
+        if "unexpected keyword argument" in str(err) and ("'process'" in str(err) or "'domain'" in str(err)):
+            raise TypeError(f"the guidance factory {guidance.get('_target_')!r} must accept the keywords process= and "
+                            f"domain= (every factory is called as make(denoiser, process=..., domain=...)): {err}") from None
+        raise
