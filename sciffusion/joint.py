@@ -183,9 +183,10 @@ class JointLoss:
         unknown = set(weights or {}) - set(process.parts)
         if unknown:
             raise ValueError(f"loss weights name parts {sorted(unknown)} that the state lacks; its parts are {sorted(process.parts)}")
-        for name, value in (("cond_dropout", cond_dropout), ("self_condition", self_condition)):
-            if not 0 <= value < 1 and not (name == "self_condition" and value == 1):
-                raise ValueError(f"{name} is a probability, got {value}")
+        if not 0 <= cond_dropout < 1:  # dropping every condition would leave nothing to guide
+            raise ValueError(f"cond_dropout is a probability in [0, 1), got {cond_dropout}")
+        if not 0 <= self_condition <= 1:
+            raise ValueError(f"self_condition is a probability in [0, 1], got {self_condition}")
         self.process, self.weighting, self.categorical_weighting = process, weighting, categorical_weighting
         self.weights = {k: float((weights or {}).get(k, 1.0)) for k in process.parts}
         self.weighting_options, self.time_options = dict(weighting_options or {}), dict(time_options or {})

@@ -160,6 +160,10 @@ def test_joint_loss_parts_weights_and_shapes():
                    process)(x0, torch.zeros(2), space)
     with pytest.raises(ValueError, match="weights name parts"):
         JointLoss(process, weights={"charge": 1.0})
+    with pytest.raises(ValueError, match="self_condition"):
+        JointLoss(process, self_condition=1.5)
+    with pytest.raises(ValueError, match="cond_dropout"):
+        JointLoss(process, cond_dropout=1.0)
 
 
 def test_edge_space_reductions_and_empty_samples():

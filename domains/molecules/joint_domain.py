@@ -164,9 +164,10 @@ class QM9JointDomain(Domain):
         from .networks.joint import JointMoleculeNet
 
         states = {}
-        if self._process is not None:
-            states = {f"{k[:-1] if k != 'charges' else 'charge'}_states": self._process[k].num_states
-                      for k in ("atoms", "charges", "bonds")}
+        if self._process is not None:  # a masked process adds a mask state to its part's inputs
+            states = {option: self._process[part].num_states
+                      for option, part in (("atom_states", "atoms"), ("charge_states", "charges"),
+                                           ("bond_states", "bonds"))}
         return JointMoleculeNet(num_atom_types=len(self.atom_types), num_charges=len(CHARGES), num_bond_types=5,
                                 **states, **options)
 
