@@ -115,7 +115,7 @@ class CategoricalProcess:
         return sample_classes(probs, generator)
 
     # reverse steps ----------------------------------------------------------------------------
-    def _consistent(self, x_t: Tensor, p0: Tensor, kappa_t: Tensor) -> tuple[Tensor, Tensor]:
+    def consistent(self, x_t: Tensor, p0: Tensor, kappa_t: Tensor) -> tuple[Tensor, Tensor]:
         """``p0`` restricted to the clean classes that could have produced ``x_t`` and renormalised
         (e.g. an unmasked entry of a masked process is its own x0: MDLM's carry-over), and
         q(x_t | x0) [..., K] for each clean class x0."""
@@ -135,7 +135,7 @@ class CategoricalProcess:
         q(x_s | x_t, x0) = q(x_t | x_s) q(x_s | x0) / q(x_t | x0) (Austin et al. 2021, eq. 3) with the
         mixing kernels above; ``kappa_t``, ``kappa_s`` broadcast onto ``x_t``.
         """
-        p0, likelihood = self._consistent(x_t, p0, kappa_t)
+        p0, likelihood = self.consistent(x_t, p0, kappa_t)
         pi = self._pi(p0)
         kt, ks = kappa_t.to(p0)[..., None], kappa_s.to(p0)[..., None]
         ratio = kt / ks.clamp_min(1e-30)
@@ -159,7 +159,7 @@ class CategoricalProcess:
         """
         if eta < 0:
             raise ValueError(f"eta must be non-negative, got {eta}")
-        p0, _ = self._consistent(x_t, p0, kappa_t)
+        p0, _ = self.consistent(x_t, p0, kappa_t)
         pi = self._pi(p0)
         kt, ks = kappa_t.to(p0)[..., None], kappa_s.to(p0)[..., None]
         step = ks - kt

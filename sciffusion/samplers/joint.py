@@ -33,7 +33,7 @@ FINALS = ("sample", "argmax")
 def _step_categorical(process: CategoricalProcess, x_t: Tensor, p0: Tensor, t: float, s: float, *,
                       method: str, eta: float, final: str, generator) -> Tensor:
     if s == 0.0 and final == "argmax":
-        return process._consistent(x_t, p0.double(), _full(process.kappa, t, x_t))[0].argmax(-1)
+        return process.consistent(x_t, p0.double(), _full(process.kappa, t, x_t))[0].argmax(-1)
     probs = step_probs(process, method, x_t, p0.double(), _full(process.kappa, t, x_t), _full(process.kappa, s, x_t),
                        eta=eta)
     return sample_classes(probs, generator)
