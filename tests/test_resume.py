@@ -171,3 +171,33 @@ def test_the_property_predictor_goes_through_the_safe_loader(tmp_path):
     assert "weights_only=False" not in str(err.value) and "property train" in str(err.value)
     with pytest.raises(CheckpointError, match="no property predictor at"):
         property_.load_predictor(tmp_path / "missing.pt")
+
+
+def test_init_new_parameters_lets_only_missing_parameters_start_afresh():
+    """Fine-tuning an unconditional network as a conditional one: the property embedding is new, every
+    stored parameter must still fit, and without the option the error names it."""
+    from types import SimpleNamespace
+
+    from sciffusion.training.resume import load_weights
+
+    def net(conditional: bool):
+        torch.manual_seed(1)
+        layers = {"body": torch.nn.Linear(3, 4)}
+        if conditional:
+            layers["embed_cond"] = torch.nn.Linear(2, 4)
+        return torch.nn.ModuleDict(layers)
+
+    stored = net(False)
+    checkpoint = {"model": stored.state_dict(), "ema": {"module": stored.state_dict()}, "config": {}}
+    model, ema = net(True), SimpleNamespace(module=net(True))
+    with torch.no_grad():
+        model["body"].weight.zero_()
+    with pytest.raises(ConfigMismatchError, match="train.init_new_parameters=true"):
+        load_weights(model, ema, checkpoint, {}, "x.ckpt")
+    new = load_weights(model, ema, checkpoint, {}, "x.ckpt", new_parameters=True)
+    assert new == ["embed_cond.weight", "embed_cond.bias"]
+    assert torch.equal(model["body"].weight, stored["body"].weight)
+    assert torch.equal(ema.module["body"].weight, stored["body"].weight)
+    wrong = torch.nn.ModuleDict({"body": torch.nn.Linear(3, 5), "embed_cond": torch.nn.Linear(2, 4)})
+    with pytest.raises(ConfigMismatchError):  # a stored parameter that does not fit still fails
+        load_weights(wrong, SimpleNamespace(module=wrong), checkpoint, {}, "x.ckpt", new_parameters=True)

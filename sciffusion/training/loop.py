@@ -58,7 +58,8 @@ class TrainOptions:
     from ``last.ckpt`` in the run directory if there is one), a checkpoint path, or None (start afresh);
     a run continues only with the config it was trained with, up to the options in
     ``resume.MAY_CHANGE``. ``init_from`` starts a new run from a checkpoint's model and EMA weights
-    (not its optimiser, schedule or step): fine-tuning, a longer anneal, a distillation teacher."""
+    (not its optimiser, schedule or step): fine-tuning, a longer anneal, a distillation teacher;
+    ``init_new_parameters`` lets the new model have parameters the checkpoint lacks (named in the log)."""
 
     steps: int = 1000
     batch_size: int = 256
@@ -82,6 +83,7 @@ class TrainOptions:
     tensorboard: bool = True
     resume: str | None = "auto"
     init_from: str | None = None
+    init_new_parameters: bool = False
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -229,9 +231,12 @@ class Trainer:
                 announce(f"resuming from step {self.step} of {path}")
         elif self.opts.init_from:
             state = load_checkpoint(self.opts.init_from, map_location=self.device)
-            load_weights(self.model, self.ema, state, self.config, self.opts.init_from)
+            new = load_weights(self.model, self.ema, state, self.config, self.opts.init_from,
+                               new_parameters=self.opts.init_new_parameters)
             if self.rank == 0:
                 announce(f"starting a new run from the weights of {self.opts.init_from} (step {state['step']})")
+                if new:
+                    announce(f"parameters new to this model, started afresh: {', '.join(new)}")
         self._restored = True
 
     @property

@@ -87,18 +87,40 @@ def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: st
             "(hydra.run.dir=NEW); to start a new run from its weights pass train.init_from=" f"{path}")
 
 
-def load_weights(model, ema, checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path) -> None:
+def load_weights(model, ema, checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path, *,
+                 new_parameters: bool = False) -> list[str]:
     """Copy a checkpoint's model and EMA weights into ``model`` and ``ema`` (a new run: the optimiser,
     step, schedule and the EMA's warm-up start afresh). A network that does not fit names the options
-    that differ from the checkpoint's."""
+    that differ from the checkpoint's. With ``new_parameters`` the model may have parameters the
+    checkpoint lacks (e.g. a property embedding added to an unconditional network before fine-tuning
+    it as a conditional one): they keep their initial values and their names are returned. Every
+    parameter the checkpoint has must still fit exactly."""
+    missing = _missing_keys(model, checkpoint["model"]) if new_parameters else []
     try:
-        model.load_state_dict(checkpoint["model"])
-        ema.module.load_state_dict(checkpoint["ema"]["module"])
+        _load(model, checkpoint["model"], missing)
+        _load(ema.module, checkpoint["ema"]["module"], missing)
     except RuntimeError as err:
         stored = checkpoint.get("config") or {}
         changes = {k: v for k, v in config_changes(stored, config).items()
                    if k.split(".")[0] in ("network", "domain", "parameterization")}
         first = " ".join(str(err).split("\n\t")[1:3]) or str(err).splitlines()[0]
         why = f"the network options differ ({describe_changes(changes)})" if changes else first
+        hint = ("" if new_parameters or "Missing key" not in first else
+                "; to fine-tune a larger network whose extra parameters start afresh, pass train.init_new_parameters=true")
         raise ConfigMismatchError(f"train.init_from={path}: its weights do not fit this model: {why}; "
-                                  "use the checkpoint's network and domain options (its config)") from None
+                                  f"use the checkpoint's network and domain options (its config){hint}") from None
+    return missing
+
+
+def _missing_keys(model, stored: dict[str, Any]) -> list[str]:
+    return [name for name in model.state_dict() if name not in stored]
+
+
+def _load(module, stored: dict[str, Any], allowed_missing: list[str]) -> None:
+    """``load_state_dict`` that lets exactly ``allowed_missing`` be absent and nothing else differ."""
+    result = module.load_state_dict(stored, strict=not allowed_missing)
+    if allowed_missing:
+        unexpected, missing = list(result.unexpected_keys), sorted(set(result.missing_keys) - set(allowed_missing))
+        if unexpected or missing:
+            raise RuntimeError(f"Error(s) in loading state_dict:\n\tUnexpected key(s): {unexpected}\n\t"
+                               f"Missing key(s): {missing}")
