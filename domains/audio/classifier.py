@@ -1,4 +1,4 @@
-"""The spoken-digit judge: the images domain's CNN classifier trained on normalised log-mel
+"""The spoken-digit judge: the dense domains' CNN classifier (``dense.classifier``) trained on normalised log-mel
 spectrograms of the training voices. The shipped weights were made with
 
     python -m sciffusion_domains.audio.classifier --out domains/audio/weights/spoken_digits_classifier.pt
@@ -9,8 +9,7 @@ import argparse
 from importlib import resources
 from pathlib import Path
 
-from sciffusion_domains.images.classifier import accuracy, save_classifier, train_classifier
-from sciffusion_domains.images.data import ImageDataset
+from sciffusion_domains.dense.classifier import accuracy, save_classifier, train_classifier
 
 
 SHIPPED = "spoken_digits_classifier.pt"
@@ -39,14 +38,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     domain = AudioDomain(dataset="folder" if args.root else "spoken_digits", root=args.root, n_fft=args.n_fft,
                          hop_length=args.hop_length, n_mels=args.n_mels)
-    train, test = (ImageDataset(*domain.dataset(s).tensors, class_names=domain.class_names) for s in ("train", "test"))
-    model = train_classifier(train, epochs=args.epochs, max_shift=2, seed=args.seed)
-    test_accuracy = accuracy(model, *test.tensors())
-    save_classifier(model, args.out, meta={"dataset": args.root or "spoken_digits", "image_shape": list(train.shape),
-                                           "train_size": len(train), "test_size": len(test), "epochs": args.epochs,
-                                           "seed": args.seed, "test_accuracy": test_accuracy,
-                                           "spectrogram": domain.spec.to_dict()})
-    print(f"spoken digits: held-out-voice accuracy {test_accuracy:.4f} on {len(test)} clips; wrote {args.out}")
+    (x_train, y_train), (x_test, y_test) = ((x.float(), y.long()) for x, y in
+                                            (domain.dataset(s).tensors for s in ("train", "test")))
+    model = train_classifier(x_train, y_train, num_classes=len(domain.class_names), epochs=args.epochs,
+                             max_shift=2, seed=args.seed)
+    test_accuracy = accuracy(model, x_test, y_test)
+    save_classifier(model, args.out, meta={"dataset": args.root or "spoken_digits",
+                                           "image_shape": list(x_train.shape[1:]), "train_size": len(x_train),
+                                           "test_size": len(x_test), "epochs": args.epochs, "seed": args.seed,
+                                           "test_accuracy": test_accuracy, "spectrogram": domain.spec.to_dict()})
+    print(f"spoken digits: held-out-voice accuracy {test_accuracy:.4f} on {len(x_test)} clips; wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -234,11 +234,13 @@ class AudioDomain(Domain):
     # metrics ---------------------------------------------------------------------------------------
     def classifier(self):
         """The judge: the shipped spoken-digit classifier, or the one given as ``classifier=``."""
-        from sciffusion_domains.images.classifier import load_classifier
+        from sciffusion_domains.dense.classifier import load_classifier
 
         from .classifier import shipped_classifier_path
 
-        model = load_classifier(self.classifier_path or shipped_classifier_path())
+        model = load_classifier(self.classifier_path or shipped_classifier_path(),
+                                fix="train one with `python -m sciffusion_domains.audio.classifier --out FILE` "
+                                    "and pass classifier=FILE")
         trained_on = model.meta.get("spectrogram")
         if trained_on is not None:  # the judge reads the model's spectrograms, so they must be alike
             trained_on = replace(SpectrogramConfig(**trained_on), griffin_lim_iters=self.spec.griffin_lim_iters)
@@ -254,9 +256,9 @@ class AudioDomain(Domain):
         space, and the fraction recognised as the requested digit, computed on spectrograms (what
         SC09 papers compute on the classifier's input); ``inversion_ceiling`` reports what Griffin-Lim
         alone loses."""
-        from sciffusion_domains.images.metrics import image_metrics
+        from sciffusion_domains.dense.metrics import classifier_metrics
 
         encode = lambda objs: self.normalizer.encode(torch.from_numpy(np.stack([o.log_spec for o in objs])))[:, None]
         labels = [s.label for s in samples]
         requested = torch.tensor(labels) if all(label is not None for label in labels) else None
-        return image_metrics(encode(samples), encode(reference), classifier=self.classifier(), labels=requested)
+        return classifier_metrics(encode(samples), encode(reference), classifier=self.classifier(), labels=requested)
