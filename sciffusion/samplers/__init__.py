@@ -16,8 +16,10 @@ from torch import Tensor
 from ..parameterization import Denoiser
 from ._common import CountedDenoiser, Grid, count_evaluations, prior_sample
 from .ddim import ddim, ddpm
+from .deis import deis
 from .dpm_solver import dpmpp_2m, dpmpp_2m_sde
 from .joint import sample_joint
+from .ipndm import ipndm
 from .ode import euler, heun, ode
 from .sde import euler_maruyama, predictor_corrector
 from .unipc import unipc
@@ -30,6 +32,8 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "dpmpp_2m": dpmpp_2m,
     "dpmpp_2m_sde": dpmpp_2m_sde,
     "unipc": unipc,
+    "deis": deis,
+    "ipndm": ipndm,
     "euler_maruyama": euler_maruyama,
     "predictor_corrector": predictor_corrector,
     "ode": ode,
@@ -47,6 +51,6 @@ def sample(name: str, denoiser: Denoiser, x: Tensor | dict[str, Tensor], ts: Ten
 
 
 __all__ = [
-    "CountedDenoiser", "Grid", "SAMPLERS", "count_evaluations", "ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_sde",
-    "euler", "euler_maruyama", "heun", "ode", "predictor_corrector", "prior_sample", "sample", "sample_joint", "unipc",
+    "CountedDenoiser", "Grid", "SAMPLERS", "count_evaluations", "ddim", "ddpm", "deis", "dpmpp_2m", "dpmpp_2m_sde",
+    "euler", "euler_maruyama", "heun", "ipndm", "ode", "predictor_corrector", "prior_sample", "sample", "sample_joint", "unipc",
 ]
