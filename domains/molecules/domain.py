@@ -44,6 +44,33 @@ def training_halves(num_train: int, seed: int = 42) -> dict[str, Tensor]:
     return {"a": perm[:cut].sort().values, "b": perm[cut:].sort().values}
 
 
+def count_histograms_given_property(values: Tensor, counts: Tensor) -> dict[str, Tensor]:
+    """p(N | c) as ``count_edges`` (the ``COUNT_BINS`` quantile bins of the normalised property
+    ``values`` [M]) and ``count_histograms`` [COUNT_BINS, max N + 1] (the atom counts ``counts`` [M] of
+    the molecules in each bin): what a conditional domain keeps in its checkpoint state."""
+    edges = torch.quantile(values.float(), torch.linspace(0, 1, COUNT_BINS + 1)[1:-1])
+    bins = torch.bucketize(values.float(), edges)
+    size = int(counts.max()) + 1
+    return {"count_edges": edges,
+            "count_histograms": torch.stack([torch.bincount(counts[bins == b].long(), minlength=size)
+                                             for b in range(COUNT_BINS)])}
+
+
+def counts_given_property(state: dict[str, Tensor], properties: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Atom counts drawn from p(N | c): the histogram of training molecules in the same property
+    quantile bin as each normalised property (EDM draws N jointly with the property from a 2-D
+    histogram). ``state`` holds ``count_histograms_given_property``'s entries."""
+    edges, histograms = state["count_edges"], state["count_histograms"]
+    wanted = torch.bucketize(properties.float().flatten(), edges)
+    counts = torch.empty(len(wanted), dtype=torch.long)
+    for b in wanted.unique().tolist():
+        where = wanted == b
+        histogram = histograms[b][:int(torch.nonzero(histograms[b]).max()) + 1]  # as bincount gives it
+        counts[where] = torch.multinomial(histogram.double(), int(where.sum()), replacement=True,
+                                          generator=generator)
+    return counts
+
+
 class MoleculeDataset(Dataset):
     """Molecules (a ``MoleculeSet``) with optional normalised properties ``[M, P]``.
 
@@ -207,12 +234,8 @@ class QM9Domain(Domain):
             if self.conditional:
                 mean, std = self.property_stats()
                 values = self.normalise(train.y[:, self._property_column()])
-                edges = torch.quantile(values, torch.linspace(0, 1, COUNT_BINS + 1)[1:-1])
-                bins = torch.bucketize(values, edges)
-                size = int(train.counts.max()) + 1
-                state.update(property_mean=mean, property_std=std, properties=values, count_edges=edges,
-                             count_histograms=torch.stack([torch.bincount(train.counts[bins == b], minlength=size)
-                                                           for b in range(COUNT_BINS)]))
+                state.update(property_mean=mean, property_std=std, properties=values,
+                             **count_histograms_given_property(values, train.counts))
             self._sampling = state
         return dict(self._sampling)
 
@@ -290,18 +313,7 @@ class QM9Domain(Domain):
         return self._histograms[split]
 
     def _counts_given_property(self, properties: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Atom counts drawn from p(N | c): the histogram of training molecules in the same property
-        quantile bin (EDM draws N jointly with the property from a 2-D histogram)."""
-        state = self.state_dict()
-        edges, histograms = state["count_edges"], state["count_histograms"]
-        wanted = torch.bucketize(properties.float().flatten(), edges)
-        counts = torch.empty(len(wanted), dtype=torch.long)
-        for b in wanted.unique().tolist():
-            where = wanted == b
-            histogram = histograms[b][:int(torch.nonzero(histograms[b]).max()) + 1]  # as bincount gives it
-            counts[where] = torch.multinomial(histogram.double(), int(where.sum()), replacement=True,
-                                              generator=generator)
-        return counts
+        return counts_given_property(self.state_dict(), properties, generator)
 
     def _check_num_atoms(self, num_atoms: int) -> None:
         """``cond.num_atoms`` between 1 and the largest training molecule (the network never saw more)."""

@@ -12,6 +12,11 @@ with bonds and charges from ``chemistry.qm9_bonds`` (RDKit's perception of the D
 against the dataset's SMILES). The domain is registered as ``qm9_joint``; ``experiment=qm9_joint_cpu``
 trains it. Samples decode to PyG ``Data(pos, z, charge, edge_index, bond_order)`` with the generated
 bonds, which ``save`` writes as SDF (bonds and charges as generated) and XYZ.
+
+Property conditioning follows EDM's protocol, as the ``qm9`` domain does: ``condition="alpha"`` (any
+QM9 target) adds ``cond["properties"] [B, 1]``, the property normalised with the training split's
+mean and std; ``half="a"``/``"b"`` trains on one of the two fixed halves of the training split (the
+evaluation predictor learns on the other); new molecules take their size from p(N | c).
 """
 from __future__ import annotations
 
@@ -29,18 +34,20 @@ from sciffusion.state import EdgeSpace, PartsSpace
 
 CHARGES = (-1, 0, 1)
 NUM_ATOMS = "num_atoms"
+PROPERTIES = "properties"  # as the qm9 domain's cond key, which JointMoleculeNet reads
 
 
 class JointMoleculeDataset(Dataset):
-    """Molecule i as (pos [n, 3], atoms [n], charges [n], bond matrix [n, n] of bond-type indices)."""
+    """Molecule i as (pos [n, 3], atoms [n], charges [n], bond matrix [n, n] of bond-type indices),
+    followed by its normalised properties [P] when ``properties`` [M, P] is given."""
 
-    def __init__(self, molecules, bonds, atom_index: Tensor):
-        self.molecules, self.bonds, self.atom_index = molecules, bonds, atom_index
+    def __init__(self, molecules, bonds, atom_index: Tensor, properties: Tensor | None = None):
+        self.molecules, self.bonds, self.atom_index, self.properties = molecules, bonds, atom_index, properties
 
     def __len__(self) -> int:
         return len(self.molecules)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def __getitem__(self, i: int) -> tuple[Tensor, ...]:
         a, b = int(self.molecules.ptr[i]), int(self.molecules.ptr[i + 1])
         edges, order, charge = self.bonds.molecule(i)
         n = b - a
@@ -48,36 +55,53 @@ class JointMoleculeDataset(Dataset):
         matrix[edges[:, 0], edges[:, 1]] = order
         atoms = self.atom_index[self.molecules.z[a:b].long()]
         charges = charge.long() - CHARGES[0]
-        return self.molecules.pos[a:b].float(), atoms, charges, matrix
+        item = (self.molecules.pos[a:b].float(), atoms, charges, matrix)
+        return item if self.properties is None else (*item, self.properties[i])
 
 
-def collate_joint(items: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]]) -> Batch:
-    """A joint batch (see the module docstring) from dataset items; positions are centred here."""
+def collate_joint(items: Sequence[tuple[Tensor, ...]]) -> Batch:
+    """A joint batch (see the module docstring) from dataset items; positions are centred here. Items
+    with a fifth entry (properties) give ``cond["properties"] [B, P]``."""
     counts = torch.tensor([len(item[1]) for item in items])
     batch = torch.repeat_interleave(torch.arange(len(items)), counts)
     pos_space = GraphSpace(batch, len(items), zero_mean=(0, 1, 2))
     edges = EdgeSpace.fully_connected(batch, len(items))
-    bonds = [m[tuple(torch.triu_indices(len(m), len(m), offset=1))] for *_, m in items]
+    bonds = [item[3][tuple(torch.triu_indices(len(item[3]), len(item[3]), offset=1))] for item in items]
     x = {"pos": pos_space.project(torch.cat([item[0] for item in items])),
          "atoms": torch.cat([item[1] for item in items]), "charges": torch.cat([item[2] for item in items]),
          "bonds": torch.cat(bonds) if bonds else torch.zeros(0, dtype=torch.long)}
     space = PartsSpace({"pos": pos_space, "atoms": GraphSpace(batch, len(items)),
                         "charges": GraphSpace(batch, len(items)), "bonds": edges})
-    return Batch(x, space, {})
+    with_properties = [len(item) > 4 for item in items]
+    if any(with_properties) != all(with_properties):
+        raise ValueError("a batch mixes molecules with and without properties")
+    cond = {PROPERTIES: torch.stack([item[4] for item in items])} if items and all(with_properties) else {}
+    return Batch(x, space, cond)
 
 
 class QM9JointDomain(Domain):
     """QM9 (EDM's split) with bonds and formal charges, for joint generation of all four parts.
 
     ``remove_h`` drops hydrogens (and their bonds); ``limit`` keeps the first molecules of the whole
-    set before splitting (for tests); ``kekulize`` uses Kekule bond orders (no aromatic type)."""
+    set before splitting (for tests); ``kekulize`` uses Kekule bond orders (no aromatic type).
+    ``condition`` (a QM9 target, e.g. "alpha"), ``half`` and ``half_seed``: property conditioning, as
+    the ``qm9`` domain's options of the same names (the halves are the same molecules)."""
 
     name = "qm9_joint"
     extra = "molecules"
 
     def __init__(self, *, remove_h: bool = False, limit: int | None = None, root: str | None = None,
-                 kekulize: bool = False):
+                 kekulize: bool = False, condition: str | None = None, half: str | None = None,
+                 half_seed: int = 42):
+        from .data import QM9_TARGETS
+        from .domain import HALVES
+
+        if half is not None and half not in HALVES:
+            raise ValueError(f"half must be None, 'a' or 'b', got {half!r}")
+        if condition is not None and condition not in QM9_TARGETS:
+            raise ValueError(f"condition must be a QM9 target among {list(QM9_TARGETS)} or None, got {condition!r}")
         self.remove_h, self.limit, self.root, self.kekulize = remove_h, limit, root, kekulize
+        self.condition_name, self.half, self.half_seed = condition, half, half_seed
         self.atom_types = ("C", "N", "O", "F") if remove_h else ("H", "C", "N", "O", "F")
         self._data: dict[str, Any] = {}
         self._state: dict[str, Any] | None = None
@@ -110,12 +134,36 @@ class QM9JointDomain(Domain):
                 molecules, bonds = molecules.select(rows), bonds.select(rows)
             if not torch.equal(molecules.z.long(), bonds.z.long()):
                 raise RuntimeError("QM9 molecules and their bonds are out of step; delete the qm9 cache and rerun")
+            if split == "train" and self.half is not None:
+                from .domain import training_halves
+
+                rows = training_halves(len(molecules), self.half_seed)[self.half]
+                molecules, bonds = molecules.select(rows), bonds.select(rows)
             self._data[split] = (molecules, bonds)
         return self._data[split]
 
     def dataset(self, split: str) -> JointMoleculeDataset:
         molecules, bonds = self._split(split)
-        return JointMoleculeDataset(molecules, bonds, self._atom_index())
+        properties = self.normalise(self._property_values(molecules))[:, None] if self.conditional else None
+        return JointMoleculeDataset(molecules, bonds, self._atom_index(), properties)
+
+    # -- the conditioning property -------------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        return self.condition_name is not None
+
+    def _property_values(self, molecules) -> Tensor:
+        from .data import QM9_TARGETS
+
+        return molecules.y[:, list(QM9_TARGETS).index(self.condition_name)].double()
+
+    def normalise(self, values: Tensor) -> Tensor:
+        state = self.state_dict()
+        return ((values.double() - state["property_mean"]) / state["property_std"]).float()
+
+    def denormalise(self, values: Tensor) -> Tensor:
+        state = self.state_dict()
+        return (values.double() * state["property_std"] + state["property_mean"]).float()
 
     def collate(self, items) -> Batch:
         return collate_joint(items)
@@ -136,12 +184,23 @@ class QM9JointDomain(Domain):
                 "charges": torch.bincount(bonds.charge.long() - CHARGES[0], minlength=len(CHARGES)).double(),
                 "bonds": bond_freq,
             }
+            if self.conditional:
+                from .domain import count_histograms_given_property
+
+                y = self._property_values(molecules)
+                mean, std = y.mean().reshape(1), y.std().clamp(min=1e-12).reshape(1)
+                values = ((y - mean) / std).float()
+                self._state.update(property=self.condition_name, property_mean=mean, property_std=std,
+                                   properties=values, **count_histograms_given_property(values, molecules.counts))
         return dict(self._state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state.get("atom_types", [])) != list(self.atom_types):
             raise ValueError(f"the checkpoint's atom types {state.get('atom_types')} differ from this domain's "
                              f"{list(self.atom_types)}; set domain.remove_h={state.get('remove_h')}")
+        if state.get("property") != self.condition_name:
+            raise ValueError(f"the checkpoint is conditioned on {state.get('property')!r}, this domain on "
+                             f"{self.condition_name!r}; set domain.condition={state.get('property') or 'null'}")
         self._state = dict(state)
 
     def prepare_process(self, process: Any) -> None:
@@ -168,28 +227,45 @@ class QM9JointDomain(Domain):
             states = {option: self._process[part].num_states
                       for option, part in (("atom_states", "atoms"), ("charge_states", "charges"),
                                            ("bond_states", "bonds"))}
+        if self.conditional:
+            options = {"cond_dim": 1, **options}
         return JointMoleculeNet(num_atom_types=len(self.atom_types), num_charges=len(CHARGES), num_bond_types=5,
                                 **states, **options)
 
     # -- new molecules -----------------------------------------------------------------------
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None, **request: Any) -> Cond:
+        """``cond.num_atoms=N`` fixes the size of new molecules; a conditional domain takes its property
+        by name (``cond.alpha=80``, in the data's unit), else draws it from the training split, as EDM does."""
+        cond: Cond = {}
         num_atoms = request.pop(NUM_ATOMS, None)
+        if num_atoms is not None:
+            largest = len(self.state_dict()["histogram"]) - 1
+            if not 1 <= int(num_atoms) <= largest:
+                raise ValueError(f"num_atoms must lie in 1..{largest} (the largest molecule in the data), got {num_atoms}")
+            cond[NUM_ATOMS] = torch.full((num_samples,), int(num_atoms), dtype=torch.long)
+        value = request.pop(self.condition_name, None) if self.conditional else None
         if request:
-            raise ValueError(f"qm9_joint takes only {NUM_ATOMS!r} as a condition; remove {sorted(request)}")
-        if num_atoms is None:
-            return {}
-        largest = len(self.state_dict()["histogram"]) - 1
-        if not 1 <= int(num_atoms) <= largest:
-            raise ValueError(f"num_atoms must lie in 1..{largest} (the largest molecule in the data), got {num_atoms}")
-        return {NUM_ATOMS: torch.full((num_samples,), int(num_atoms), dtype=torch.long)}
+            takes = [NUM_ATOMS] + ([self.condition_name] if self.conditional else [])
+            hint = "" if self.conditional else " (train with domain.condition=<property> to condition on one)"
+            raise ValueError(f"qm9_joint takes only {takes} as conditions; remove {sorted(request)}{hint}")
+        if self.conditional:
+            if value is None:
+                train = self.state_dict()["properties"][:, None]
+                cond[PROPERTIES] = train[torch.randint(len(train), (num_samples,), generator=generator)]
+            else:
+                cond[PROPERTIES] = self.normalise(torch.full((num_samples,), float(value)))[:, None]
+        return cond
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[dict[str, Tensor], Space]:
         from .data import sample_atom_counts
+        from .domain import counts_given_property
 
         cond = cond or {}
         if NUM_ATOMS in cond:
             counts = cond[NUM_ATOMS].long().cpu()
+        elif PROPERTIES in cond:
+            counts = counts_given_property(self.state_dict(), cond[PROPERTIES].cpu(), generator)
         else:
             counts = sample_atom_counts(self.state_dict()["histogram"], num_samples, generator=generator)
         items = [(torch.zeros(n, 3), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long),

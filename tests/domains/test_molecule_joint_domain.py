@@ -80,6 +80,43 @@ def test_conditions_and_templates(domain):
         QM9JointDomain(remove_h=True).load_state_dict(domain.state_dict())
 
 
+def test_property_conditioning_follows_edms_protocol():
+    """condition=alpha on half b: the same molecules as the qm9 domain's half b, normalised properties in
+    the batches, requested values normalised, sizes from p(N | c), and a state that only fits a domain
+    conditioned on the same property."""
+    from sciffusion_domains.molecules.domain import QM9Domain
+
+    domain = QM9JointDomain(limit=LIMIT, condition="alpha", half="b")
+    train = domain.dataset("train")
+    qm9 = QM9Domain(limit=LIMIT, condition="alpha", half="b").dataset("train")
+    assert len(train) == len(qm9) > 0
+    assert torch.equal(train.molecules.z, qm9.molecules.z) and torch.allclose(train.properties, qm9.properties)
+    assert len(train) < len(QM9JointDomain(limit=LIMIT).dataset("train"))
+
+    batch = domain.collate([train[i] for i in range(4)])
+    assert batch.cond["properties"].shape == (4, 1)
+    state = domain.state_dict()
+    assert torch.allclose(batch.cond["properties"][:, 0], state["properties"][:4])
+    assert abs(float(state["properties"].mean())) < 1e-5  # normalised with this half's statistics
+
+    cond = domain.condition(6, alpha=70.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(domain.denormalise(cond["properties"]), torch.full((6, 1), 70.0))
+    x, space = domain.template(6, cond=cond, generator=torch.Generator().manual_seed(0))
+    possible = torch.nonzero(state["count_histograms"].sum(0)).flatten()
+    assert torch.isin(space["atoms"].counts, possible).all()
+    drawn = domain.condition(5)  # no value asked for: drawn from the training half
+    assert drawn["properties"].shape == (5, 1)
+    assert torch.isin(drawn["properties"].flatten(), state["properties"]).all()
+
+    with pytest.raises(ValueError, match="domain.condition=alpha"):
+        QM9JointDomain(limit=LIMIT).load_state_dict(state)
+    with pytest.raises(ValueError, match="QM9 target"):
+        QM9JointDomain(condition="colour")
+    with pytest.raises(ValueError, match="remove"):
+        domain.condition(2, gap=0.2)
+    assert domain.network(hidden=8, layers=1, edge_hidden=4).cond_dim == 1
+
+
 def test_train_then_sample_without_the_data(tmp_path):
     """Train a few steps, then sample with an empty data cache: the checkpoint holds what sampling needs.
     The SDF carries the generated bonds and charges."""
@@ -116,6 +153,19 @@ def test_train_then_sample_without_the_data(tmp_path):
         conf.SetAtomPosition(i, xyz)
     frag.AddConformer(conf)
     Chem.MolToMolFile(frag.GetMol(), str(tmp_path / "frag.sdf"), kekulize=False)
+    # the same weights fine-tuned as an alpha-conditional model on half b, sampled for a requested
+    # alpha with classifier-free guidance, still without the data
+    conditional = tmp_path / "alpha"
+    cli("train", "experiment=qm9_joint_alpha_cpu", f"domain.limit={LIMIT}", "train.steps=2", "train.batch_size=8",
+        "train.warmup=1", "network.hidden=16", "network.layers=1", f"train.init_from={run / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={conditional}")
+    assert "embed_cond" in (conditional / "train.log").read_text()  # the new parameters are named
+    cli("sample", f"checkpoint={conditional / 'checkpoints' / 'last.ckpt'}", "num_samples=3", "batch_size=3",
+        "steps=4", "sampler=ddpm", "grid=uniform_t", "cond.alpha=70", "guidance=cfg", "guidance.scale=2",
+        f"out_dir={tmp_path / 'c'}", extra_env={"SCIFFUSION_CACHE": str(empty)})
+    assert len(Chem.SDMolSupplier(str(tmp_path / "c" / "samples.sdf"), sanitize=False, removeHs=False)) == 3
+    assert not any(empty.iterdir())
+
     cli("sample", f"checkpoint={run / 'checkpoints' / 'last.ckpt'}", "num_samples=3", "batch_size=3", "steps=4",
         "sampler=ddpm", "grid=uniform_t", "guidance=fragment", f"guidance.fragment={tmp_path / 'frag.sdf'}",
         "cond.num_atoms=7", f"out_dir={tmp_path / 'f'}")
