@@ -158,6 +158,43 @@ def test_dataloader_workers_see_the_same_data_order(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_after_step_sees_each_step_and_can_end_a_run_that_resumes_bitwise(tmp_path):
+    seen = []
+    trainer = make_trainer(tmp_path / "stopped", steps=8, save_every=100)
+    trainer.fit(after_step=lambda step, out: seen.append((step, float(out["loss"]))) or step == 3)
+    assert [step for step, _ in seen] == [1, 2, 3] and all(loss > 0 for _, loss in seen)
+    assert load_checkpoint(trainer.last_path)["step"] == 3
+    make_trainer(tmp_path / "stopped", steps=8).fit()
+    make_trainer(tmp_path / "whole", steps=8).fit()
+    a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "last.ckpt")["model"] for d in ("stopped", "whole"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class NormRegression:
+    """A task that is not denoising: predict the norm of the toy's points."""
+
+    def sample_time(self, n, generator=None):
+        return torch.zeros(n)
+
+    def __call__(self, model, x0, *, space, cond, t, generator):
+        return (model(x0).squeeze(1) - x0.norm(dim=1)) ** 2
+
+
+def test_any_task_with_the_loss_interface_trains_without_a_process(tmp_path):
+    seed_everything(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.SiLU(), torch.nn.Linear(32, 1))
+    options = TrainOptions(steps=60, batch_size=32, log_every=20, progress=False, tensorboard=False, device="cpu")
+    trainer = Trainer(domain=ToyDomain(train_size=256, test_size=128), model=model, process=None,
+                      loss=NormRegression(), optimizer=partial(torch.optim.AdamW, lr=1e-2), run_dir=tmp_path,
+                      options=options)
+    trainer.fit()
+    first, *_, last = records(tmp_path)
+    assert last["loss"] < 0.3 * first["loss"]
+    with pytest.raises(ValueError, match="needs the noise process"):
+        Trainer(domain=ToyDomain(), model=model, process=None, loss=NormRegression(),
+                optimizer=torch.optim.AdamW, run_dir=tmp_path, sampling=SamplingOptions())
+
+
 class StatefulToy(ToyDomain):
     """A toy domain that learns a statistic from its data, as normalising domains do."""
 

@@ -23,7 +23,8 @@ guide sampling (``property_guidance``, a guidance config: ``guidance=property``)
 Checkpoints are written atomically (``sciffusion.training.save_checkpoint``) and hold only tensors
 and plain values: ``torch.load(path, weights_only=True)`` reads them.
 
-The module holds the predictor, its checkpoints and its data helpers; the guidance factory lives in
+The module holds the predictor, its training loss (trained by the project's ``Trainer``), its
+checkpoints and its data helpers; the guidance factory lives in
 ``property_guidance``, training and EDM's evaluation (the command line above) in ``property_cli``.
 Both are also reachable under this module's name (``property.property_guidance``, ``property.main``).
 """
@@ -106,6 +107,39 @@ class PropertyPredictor(nn.Module):
         return self.standardised(x, space, t) * self.std + self.mean
 
 
+class PropertyLoss:
+    """The predictor's training task, in the project ``Trainer``'s loss interface: the absolute
+    (``kind="l1"``) or squared (``"l2"``) error per molecule ``[B]`` between the standardised
+    prediction and the domain's normalised property ``cond[PROPERTIES][:, 0]``.
+
+    With a ``process`` (a noise-aware predictor) molecules are first noised to
+    ``x_t = alpha(t) x0 + sigma(t) eps`` at ``t ~ U(t_min, 1)``, the times the guidance will ask about;
+    without one, t is 0 and the molecules are clean.
+    """
+
+    def __init__(self, *, kind: str = "l1", process=None, t_min: float = 1e-5):
+        if kind not in ("l1", "l2"):
+            raise ValueError(f"the property loss is 'l1' or 'l2', got {kind!r}")
+        self.kind, self.process, self.t_min = kind, process, t_min
+
+    def sample_time(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        if self.process is None:
+            return torch.zeros(n, dtype=torch.float64)
+        return self.t_min + (1 - self.t_min) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+    def __call__(self, model: PropertyPredictor, x0: Tensor, *, space, cond: dict, t: Tensor,
+                 generator: torch.Generator | None = None) -> Tensor:
+        from .domain import PROPERTIES
+
+        x, t_in = x0, None
+        if self.process is not None:
+            alpha = space.per_sample(self.process.alpha(t).to(x0), x0)
+            sigma = space.per_sample(self.process.sigma(t).to(x0), x0)
+            x, t_in = alpha * x0 + sigma * space.randn_like(x0, generator), t.to(x0)
+        error = model.standardised(x, space, t_in) - cond[PROPERTIES][:, 0]
+        return error.abs() if self.kind == "l1" else error**2
+
+
 # -- checkpoints ------------------------------------------------------------------------------------
 def save_predictor(model: PropertyPredictor, path: str | Path, meta: dict[str, Any]) -> Path:
     """Weights (float32) and metadata, atomically; ``meta`` holds plain values only."""
@@ -134,14 +168,6 @@ def _domain(property: str, half: str | None, **options: Any):
     from .domain import QM9Domain
 
     return QM9Domain(condition=property, half=half, perceive_bonds=False, **options)
-
-
-def _batches(dataset, batch_size: int, generator: torch.Generator):
-    """Endless shuffled batches of dataset indices (whole epochs)."""
-    while True:
-        perm = torch.randperm(len(dataset), generator=generator)
-        for k in range(0, len(perm) - batch_size + 1, batch_size):
-            yield dataset.__getitems__(perm[k:k + batch_size].tolist())
 
 
 def labels(domain, molecules) -> Tensor:

@@ -6,74 +6,56 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torch import nn
 
 from .domain import PROPERTIES
-from .property import PropertyPredictor, _batches, _domain, _predict_with, labels, load_predictor, save_predictor
+from .property import (PropertyLoss, PropertyPredictor, _domain, _predict_with, labels, load_predictor,
+                       save_predictor)
 from .property_guidance import property_guidance
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Train a predictor on one half (or all) of QM9's training split; see ``main``."""
-    from tqdm import tqdm
-
+    """Train a predictor on one half (or all) of QM9's training split with the project's ``Trainer``
+    (its run folder is temporary: the predictor file ``--out`` is the result); see ``main``."""
     from sciffusion.processes import make_process
+    from sciffusion.training import Trainer, TrainOptions
 
     torch.manual_seed(args.seed)
     domain = _domain(args.property, None if args.half == "all" else args.half, limit=args.limit or None)
-    train_set = domain.dataset("train")
     mean, std = (float(v) for v in domain.property_stats())
     model = PropertyPredictor(domain.num_features, hidden=args.hidden, num_layers=args.layers,
                               noise_aware=args.noise_aware, pooling=args.pooling, mean=mean, std=std)
-    process = make_process(args.process) if args.noise_aware else None
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    warmup = min(200, args.steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))
-    generator = torch.Generator().manual_seed(args.seed)
-    batches = _batches(train_set, args.batch_size, generator)
-    start, losses, step = time.time(), [], 0
-    bar = tqdm(total=args.steps, desc=f"property {args.property} half {args.half}", disable=not args.progress,
-               mininterval=5)
-    model.train()
-    for step in range(1, args.steps + 1):
-        items = next(batches)
-        batch = domain.collate(items)
-        x, space, y = batch.x, batch.space, batch.cond[PROPERTIES][:, 0]
-        t = None
-        if process is not None:
-            t = args.t_min + (1 - args.t_min) * torch.rand(space.num_samples, generator=generator, dtype=torch.float64)
-            alpha = space.per_sample(process.alpha(t).to(x), x)
-            sigma = space.per_sample(process.sigma(t).to(x), x)
-            x = alpha * x + sigma * space.randn_like(x, generator)
-            t = t.to(x)
-        loss = nn.functional.l1_loss(model.standardised(x, space, t), y) if args.loss == "l1" else \
-            nn.functional.mse_loss(model.standardised(x, space, t), y)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        schedule.step()
-        losses.append(loss.item())
-        bar.update(1)
-        if step % 100 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
-            if not args.progress:
-                print(f"step {step} loss {sum(losses[-100:]) / len(losses[-100:]):.4f} "
-                      f"{time.time() - start:.0f}s", flush=True)
+    loss = PropertyLoss(kind=args.loss, process=make_process(args.process) if args.noise_aware else None,
+                        t_min=args.t_min)
+    options = TrainOptions(steps=args.steps, batch_size=args.batch_size, grad_clip=1.0, seed=args.seed,
+                           lr_schedule="cosine", warmup=min(200, args.steps // 10), log_every=100,
+                           save_every=args.steps, progress=args.progress, tensorboard=False, resume=None)
+    optimiser = partial(torch.optim.AdamW, lr=args.lr, weight_decay=args.weight_decay)
+    start, losses = time.time(), []
+
+    def report(step: int, out: dict) -> bool:
+        losses.append(float(out["loss"]))
+        if step % 100 == 0 and not args.progress:
+            print(f"step {step} loss {sum(losses[-100:]) / len(losses[-100:]):.4f} {time.time() - start:.0f}s",
+                  flush=True)
         if args.max_minutes and time.time() - start > 60 * args.max_minutes:
             print(f"stopping at step {step}: --max-minutes {args.max_minutes} reached", flush=True)
-            break
-    bar.close()
-    model.eval()
-    seconds = time.time() - start
+            return True
+        return False
+
+    with tempfile.TemporaryDirectory(prefix="property_run_") as run_dir:
+        trainer = Trainer(domain=domain, model=model, process=None, loss=loss, optimizer=optimiser,
+                          run_dir=run_dir, options=options)
+        trainer.fit(after_step=report)
+    model = trainer.model.eval()
+    step, seconds = trainer.step, time.time() - start
     val = domain._split("val")
     val = val.select(torch.arange(min(args.val_limit, len(val))))
     meta = {"num_features": domain.num_features,

@@ -13,15 +13,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ..domain import Batch, Domain
-from ..losses import DiffusionLoss
+from ..domain import Batch, Cond, Domain
 from ..processes import NoiseProcess
 from . import distributed
 from .checkpoint import (CheckpointError, CorruptCheckpointError, load_checkpoint, rng_state, save_checkpoint,
@@ -44,6 +43,20 @@ def announce(message: str) -> None:
         logger.info(message)
     else:
         print(message, flush=True)
+
+
+class TrainingLoss(Protocol):
+    """What the loop trains on: ``sciffusion.losses.DiffusionLoss``, or any task with the same two calls
+    (e.g. the molecules domain's property regression). ``sample_time`` draws the times ``[n]`` of a
+    micro-batch from the loop's seeded generator; the call returns the per-sample loss ``[B]``."""
+
+    def sample_time(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
+
+    def __call__(self, model: nn.Module, x0: Tensor, *, space, cond: Cond, t: Tensor,
+                 generator: torch.Generator) -> Tensor: ...
+
+
+AfterStep = Callable[[int, dict[str, Tensor]], bool]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -113,7 +126,7 @@ def clip_gradients(grads: list[Tensor], max_norm: float | None) -> Tensor:
 class _LossModule(nn.Module):
     """The model and its loss as one module, so that DDP's forward hooks see the whole computation."""
 
-    def __init__(self, model: nn.Module, loss: DiffusionLoss):
+    def __init__(self, model: nn.Module, loss: TrainingLoss):
         super().__init__()
         self.model, self.loss = model, loss
 
@@ -122,18 +135,22 @@ class _LossModule(nn.Module):
 
 
 class Trainer:
-    """Trains ``model`` (a denoiser module with ``.predict`` and ``.target``) on ``domain``'s train split.
+    """Trains ``model`` on ``domain``'s train split by minimising ``loss``: a denoiser module (with
+    ``.predict`` and ``.target``) under a ``DiffusionLoss``, or any model under a ``TrainingLoss``.
 
     ``optimizer`` builds the optimiser from the parameters. ``run_dir`` receives ``checkpoints/``,
     ``metrics.jsonl``, ``tensorboard/`` and ``samples/``; ``config`` (plain nested dicts) is stored in
-    every checkpoint. ``sampling`` enables periodic sampling with the EMA weights.
+    every checkpoint. ``sampling`` enables periodic sampling with the EMA weights of a denoiser, under
+    ``process`` (which a model that does not sample need not give).
     """
 
-    def __init__(self, *, domain: Domain, model: nn.Module, process: NoiseProcess, loss: DiffusionLoss,
+    def __init__(self, *, domain: Domain, model: nn.Module, process: NoiseProcess | None, loss: TrainingLoss,
                  optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer], run_dir: str | Path,
                  options: TrainOptions | None = None, sampling: SamplingOptions | None = None,
                  config: dict[str, Any] | None = None):
         self.opts = options or TrainOptions()
+        if sampling is not None and process is None:
+            raise ValueError("periodic sampling (sampling=...) needs the noise process; pass process=")
         self.domain, self.process, self.loss_fn, self.sampling = domain, process, loss, sampling
         self.run_dir = Path(run_dir)
         self.config = config or {}
@@ -324,9 +341,14 @@ class Trainer:
             value /= self.world_size
         return float(value)
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self, *, after_step: AfterStep | None = None) -> dict[str, Any]:
         """Train to ``steps``, resuming from a checkpoint if one is configured. Returns the last log record
-        (empty when the run had already finished)."""
+        (empty when the run had already finished).
+
+        ``after_step(step, out)`` is called after each optimiser step with its ``{"loss", "grad_norm"}``
+        (tensors, local to this rank): a caller's own reporting, or a stop on a wall-time budget, for
+        returning True ends the run there, saved as at its last step, so that it can be resumed (under
+        DDP every rank must return the same)."""
         self.restore()
         o = self.opts
         if self.finished:
@@ -353,6 +375,9 @@ class Trainer:
                     self.save()
                 if self.sampling is not None and o.sample_every and self.step % o.sample_every == 0:
                     log.log(self.step, self.sample_and_score(), kind="sample")
+                if after_step is not None and after_step(self.step, out) and not self.finished:
+                    self.save()
+                    break
         except NonFiniteLossError as err:
             log.log(self.step, {"error": str(err)}, kind="error")
             raise

@@ -200,6 +200,44 @@ def test_train_entry_point_writes_a_loadable_checkpoint(tmp_path):
     assert 20 < model.mean.item() < 90 and model.std.item() > 1
 
 
+def test_training_goes_through_the_project_trainer_and_keeps_its_time_budget(tmp_path, monkeypatch):
+    from sciffusion.training import Trainer
+    from sciffusion_domains.molecules import property_cli
+    from sciffusion_domains.molecules.property import PropertyLoss
+
+    fitted, fit = [], Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self, **kw: fitted.append(self) or fit(self, **kw))
+    out = tmp_path / "phi.pt"
+    property_cli.main(["train", "--limit", str(LIMIT), "--half", "b", "--steps", "50", "--batch-size", "8",
+                       "--hidden", "8", "--layers", "1", "--val-limit", "10", "--loss", "l2",
+                       "--max-minutes", "1e-9", "--out", str(out)])
+    (trainer,) = fitted
+    assert isinstance(trainer.loss_fn, PropertyLoss) and trainer.loss_fn.kind == "l2"
+    _, meta = load_predictor(out)
+    assert meta["steps"] == 1 and meta["half"] == "b" and math.isfinite(meta["final_train_loss"])
+
+
+def test_the_property_loss_is_the_error_of_the_standardised_prediction():
+    from sciffusion_domains.molecules.domain import PROPERTIES
+    from sciffusion_domains.molecules.property import PropertyLoss
+
+    model = PropertyPredictor(F, hidden=8, num_layers=1, noise_aware=True, mean=70.0, std=8.0)
+    x, space = _molecules([4, 6], dtype=torch.float32)
+    y = torch.tensor([0.5, -1.0])
+    clean = PropertyLoss(kind="l2")
+    t = clean.sample_time(2)
+    expected = (model.standardised(x, space, None) - y) ** 2
+    torch.testing.assert_close(clean(model, x, space=space, cond={PROPERTIES: y[:, None]}, t=t), expected)
+    noisy = PropertyLoss(process=VPCosine(), t_min=0.5)
+    t = noisy.sample_time(1000, torch.Generator().manual_seed(0))
+    assert 0.5 <= t.min() and t.max() <= 1 and t.dtype == torch.float64
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    out = noisy(model, x, space=space, cond={PROPERTIES: y[:, None]}, t=t[:2], generator=g())
+    assert out.shape == (2,) and not torch.allclose(out, (model.standardised(x, space, t[:2].float()) - y).abs())
+    with pytest.raises(ValueError, match="'l1' or 'l2'"):
+        PropertyLoss(kind="huber")
+
+
 def _env():
     import os
 
