@@ -5,8 +5,9 @@
              the grids of several sources, normalises on the training period only and serves
              forecasting windows as a torch Dataset.
 ``grid``     area weights, periodic-longitude detection, the Nino 3.4 index, climatology and anomalies.
-``scores``   area-weighted, mask-aware RMSE, CRPS, spread/skill, rank histograms, anomaly
-             correlation, and the persistence and climatology baselines.
+``scores``   area-weighted, mask-aware RMSE, standard, fair and Gaussian CRPS, spread/skill, rank
+             histograms, anomaly correlation, and every baseline scored the same way.
+``baselines`` damped anomaly persistence and a linear inverse model, fitted on the training years.
 ``io``       forecasts to CF-style NetCDF and back.
 ``figures``  forecast maps and the Nino 3.4 plume.
 

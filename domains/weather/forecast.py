@@ -13,9 +13,10 @@ batched. Writes into out_dir:
     maps_*.png         truth, ensemble mean, spread and error for the first initial time
     nino34_plume.png   the Nino 3.4 plume (SST only)
     assimilation.png   with observations > 0: a field reconstructed from point observations
-    metrics.json       by lead: area-weighted RMSE of the ensemble mean, CRPS, spread/skill, rank
-                       histogram, ACC, Nino 3.4 skill; the same for persistence, anomaly
-                       persistence and climatology on the same initial times
+    metrics.json       by lead: area-weighted RMSE of the ensemble mean, standard and fair CRPS,
+                       spread/skill, rank histogram, ACC, Nino 3.4 skill; the same for persistence,
+                       anomaly persistence, climatology, damped persistence and a linear inverse
+                       model fitted on the training years, on the same initial times
 """
 from __future__ import annotations
 
@@ -186,46 +187,37 @@ def nino34_inside(domain: WeatherDomain) -> bool:
 
 def score(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray) -> dict[str, Any]:
     """Scores by lead of ``ensemble [I, L, M, C, H, W]`` (data units, NaN land), per channel, next to
-    persistence, anomaly persistence and climatology scored by ``scores.baseline_scores`` on the same
-    initial times."""
+    the baselines of ``scores.baseline_scores`` (fitted on the training years, their ensembles of the
+    model's size) on the same initial times, all through ``scores.ensemble_scores``."""
     from . import scores
     from .grid import climatology
 
-    leads = ensemble.shape[1]
+    leads, members = ensemble.shape[1], ensemble.shape[2]
     lat, times = domain.lat, domain.fields.time.values
     month = domain.fields.time.dt.month.values - 1
-    result: dict[str, Any] = {"initial_times": len(positions), "members": ensemble.shape[2],
+    result: dict[str, Any] = {"initial_times": len(positions), "members": members,
                               "first_init": str(times[positions[0]])[:7], "last_init": str(times[positions[-1]])[:7],
                               "leads": list(range(1, leads + 1))}
+    index = (lambda fields: _index(fields.numpy(), domain)) if nino34_inside(domain) else None
     for k, channel in enumerate(domain.channels):
         da = domain.fields.isel(channel=k).drop_vars("channel").where(domain.mask[k].numpy())
         clim = climatology(da, period=domain.period("train")).values  # [12, H, W]
-        model: dict[str, list] = {key: [] for key in ("rmse", "crps", "crps_fair", "spread_skill", "acc",
-                                                      "rank_histogram", "nino34_corr", "nino34_rmse")}
+        model: dict[str, list] = {}
         for lead in range(1, leads + 1):
             truth = torch.as_tensor(_physical(domain, positions + lead)[:, k])
-            members = torch.as_tensor(ensemble[:, lead - 1, :, k]).transpose(0, 1)  # [M, I, H, W]
+            members_k = torch.as_tensor(ensemble[:, lead - 1, :, k]).transpose(0, 1)  # [M, I, H, W]
             clim_t = torch.as_tensor(clim[month[positions + lead]])
-            model["rmse"].append(float(scores.ensemble_mean_rmse(members, truth, lat=lat)))
-            model["crps"].append(float(scores.crps(members, truth, lat=lat)))
-            model["crps_fair"].append(float(scores.crps(members, truth, lat=lat, fair=True)))
-            model["spread_skill"].append(float(scores.spread_skill_ratio(members, truth, lat=lat)))
-            model["acc"].append(float(scores.anomaly_correlation(members.mean(0), truth, climatology=clim_t, lat=lat)))
-            ranks = scores.rank_histogram(members, truth, lat=lat, generator=torch.Generator().manual_seed(lead))
-            model["rank_histogram"].append(ranks.tolist())
-            if nino34_inside(domain):
-                predicted = _index((members.mean(0) - clim_t).numpy(), domain)
-                observed = _index((truth - clim_t).numpy(), domain)
-                model["nino34_corr"].append(float(np.corrcoef(predicted, observed)[0, 1]))
-                model["nino34_rmse"].append(float(np.sqrt(np.mean((predicted - observed) ** 2))))
+            for key, value in scores.ensemble_scores(members_k, truth, climatology=clim_t, lat=lat, index=index,
+                                                     generator=torch.Generator().manual_seed(lead)).items():
+                model.setdefault(key, []).append(value)
         test = domain.fields.time.values[positions]
         baselines = scores.baseline_scores(da, train=domain.period("train"), test=slice(test[0], test[-1]),
-                                           leads=range(1, leads + 1))
+                                           leads=range(1, leads + 1), members=max(members, 2))
         if baselines["initial_times"] != len(positions):
             baselines["note"] = f"baselines scored on {baselines['initial_times']} initial times from " \
                                 f"{baselines['first_init']} to {baselines['last_init']}, the model on {len(positions)}"
-        result[channel] = {"model": model, **{name: baselines[name] for name in
-                                             ("persistence", "anomaly_persistence", "climatology")}}
+        result[channel] = {"model": model, **{name: baselines[name] for name in scores.BASELINES}}
+        result[channel]["lim_modes"] = baselines["lim_modes"]
         if "note" in baselines:
             result[channel]["note"] = baselines["note"]
     return result

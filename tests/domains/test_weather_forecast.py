@@ -74,6 +74,8 @@ def test_scores_line_up_with_the_baselines_on_the_same_initial_times(domain):
     np.testing.assert_allclose(result["model"]["nino34_corr"], result["persistence"]["nino34_corr"], rtol=1e-4)
     assert result["model"]["spread_skill"] == [0.0, 0.0]
     assert all(len(h) == 3 and abs(sum(h) - 1) < 1e-9 for h in result["model"]["rank_histogram"])
+    for name in ("damped_persistence", "lim"):  # drawn with the model's two members, scored the same way
+        assert all(len(h) == 3 for h in result[name]["rank_histogram"]) and len(result[name]["crps_fair"]) == 2
 
 
 def test_assimilation_recovers_observed_points_on_gaussian_data():
@@ -129,9 +131,10 @@ def test_tiny_train_forecast_and_score_through_the_cli(tmp_path):
     assert np.isnan(ds.sst.values[..., land]).all() and np.isfinite(ds.sst.values[..., ~land]).all()
     metrics = json.loads((out / "metrics.json").read_text())
     sst_scores = metrics["scores"]["sst"]
-    for name in ("model", "persistence", "anomaly_persistence", "climatology"):
+    for name in ("model", "persistence", "anomaly_persistence", "climatology", "damped_persistence", "lim"):
         assert len(sst_scores[name]["rmse"]) == 2 and len(sst_scores[name]["crps"]) == 2
-    assert {"spread_skill", "rank_histogram", "acc", "nino34_corr"} <= set(sst_scores["model"])
+    assert {"crps_fair", "spread_skill", "rank_histogram", "acc", "nino34_corr"} <= set(sst_scores["model"])
+    assert {"crps_fair", "crps_gaussian", "spread_skill", "nino34_corr"} <= set(sst_scores["lim"])
     assert metrics["assimilation"]["observations"] == 20
     for name in ("nino34_plume.png", "assimilation.png", "maps_sst_2017-01_lead1.png"):
         assert (out / name).stat().st_size > 1000

@@ -172,3 +172,14 @@ def test_baselines_on_the_hadisst_test_period():
     assert max(clim["rmse"]) - min(clim["rmse"]) < 0.05, "climatology does not know the lead"
     assert anomaly["nino34_corr"][0] > 0.85 and anomaly["nino34_corr"][5] < anomaly["nino34_corr"][0]
     assert np.isnan(clim["nino34_corr"]).all()
+    damped, lim = scores["damped_persistence"], scores["lim"]
+    for method in (damped, lim, clim):
+        assert len(method["crps_fair"]) == 6 and all(len(h) == scores["members"] + 1 or method is clim
+                                                     for h in method["rank_histogram"])
+        assert all(0.7 < r < 1.1 for r in method["spread_skill"])
+    for method in (damped, lim):
+        # eight members scored fairly estimate the infinite ensemble's CRPS without bias (the LIM's
+        # members are correlated in space: a 2% sampling error on 54 initial times)
+        np.testing.assert_allclose(method["crps_fair"], method["crps_gaussian"], rtol=0.03)
+        assert all(f < c for f, c in zip(method["crps_fair"], clim["crps_fair"]))
+    assert all(d < a for d, a in zip(damped["rmse_gaussian"], anomaly["rmse"])), "damping an anomaly helps"
