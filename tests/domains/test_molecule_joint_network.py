@@ -46,7 +46,10 @@ def network(seed=0, **kw):
     torch.manual_seed(seed)
     options = dict(num_atom_types=KA, num_charges=KC, num_bond_types=KB, hidden=32, edge_hidden=16, layers=3,
                    cond_dim=2)
-    return JointMoleculeNet(**{**options, **kw}).double()
+    net = JointMoleculeNet(**{**options, **kw}).double()
+    if net.embed_cond is not None:  # starts at zero (tested below); trained weights are not
+        torch.nn.init.normal_(net.embed_cond.weight)
+    return net
 
 
 def isometry(seed, reflect):
@@ -136,6 +139,19 @@ def test_self_conditioning_changes_the_output():
     off = network(self_condition=False)
     assert all((a - b).abs().max() == 0 for a, b in zip(off(x, t, space, cond).values(),
                                                          off(x, t, space, {"property": cond["property"]}).values()))
+
+
+def test_a_new_conditional_network_starts_as_its_unconditional_self():
+    """The property embedding starts at zero (fine-tuning an unconditional model keeps its quality at
+    step 0), yet gets gradients."""
+    x, space, t, cond = molecules()
+    torch.manual_seed(0)
+    net = JointMoleculeNet(num_atom_types=KA, num_charges=KC, num_bond_types=KB, hidden=32, edge_hidden=16,
+                           layers=3, cond_dim=2).double()
+    with_property, without = net(x, t, space, cond), net(x, t, space, {SELF_COND: cond[SELF_COND]})
+    assert all(torch.equal(with_property[k], without[k]) for k in with_property)
+    sum(v.square().sum() for v in with_property.values()).backward()
+    assert net.embed_cond.weight.grad.abs().sum() > 0
 
 
 def test_drop_removes_the_property():

@@ -161,6 +161,12 @@ class JointMoleculeNet(nn.Module):
         self.embed_bonds = nn.Embedding(states[2], edge_hidden)
         self.time = TimeEmbedding(hidden)
         self.embed_cond = nn.Linear(cond_dim + 1, hidden) if cond_dim else None
+        if self.embed_cond is not None:
+            # Zero at the start: a conditional network begins as its unconditional self, so fine-tuning
+            # a trained unconditional model (train.init_new_parameters) starts from that model's
+            # quality; the weights still get gradients, since the property input is not zero.
+            nn.init.zeros_(self.embed_cond.weight)
+            nn.init.zeros_(self.embed_cond.bias)
         self.rbf = GaussianRBF(distance_features)
         edge_in = distance_features
         if self_condition:
