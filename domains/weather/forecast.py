@@ -1,7 +1,7 @@
 """Ensemble forecasts, their scores, and data assimilation with a trained weather model.
 
     python -m sciffusion_domains.weather.forecast checkpoint=RUN/checkpoints/last.ckpt out_dir=DIR \
-        members=8 leads=6 [split=test inits=all steps=12 sampler=heun observations=300]
+        members=8 leads=6 [split=test inits=all steps=12 sampler=heun observations=300 rescore=false]
 
 From every initial time of ``split`` (the month whose state is the last one known) each member is
 rolled out ``leads`` months: the sampled month becomes the newest conditioning state of the next.
@@ -60,6 +60,7 @@ class ForecastOptions:
     observations: int = 300  # point observations for the data-assimilation example; 0 skips it
     obs_noise: float = 0.1  # their error standard deviation, in the normalised units
     maps: bool = True
+    rescore: bool = False  # score out_dir/forecast.nc again (after a change in scoring) instead of sampling
 
 
 def load(checkpoint: str | Path, *, use_ema: bool = True) -> tuple[WeatherDomain, Denoiser, NoiseProcess]:
@@ -301,12 +302,34 @@ def assimilation_example(domain: WeatherDomain, denoiser: Denoiser, process: Noi
     return result
 
 
+def read_ensemble(domain: WeatherDomain, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble ``[I, L, M, C, H, W]`` of a forecast.nc written by :func:`write_outputs` and the
+    time positions ``[I]`` of its initial months in the domain's data."""
+    from .io import read_forecast
+
+    ds = read_forecast(path)
+    missing = [c for c in domain.channels if c not in ds.data_vars]
+    if missing:
+        raise ValueError(f"{path} lacks the domain's channels {missing}; it holds {list(ds.data_vars)}")
+    times = domain.fields.time.values.astype("datetime64[M]")
+    positions = np.searchsorted(times, ds.init_time.values.astype("datetime64[M]"))
+    if not np.array_equal(times[np.minimum(positions, len(times) - 1)], ds.init_time.values.astype("datetime64[M]")):
+        raise ValueError(f"the initial times of {path} are not all months of the domain's data")
+    return np.stack([ds[c].values.astype(np.float64) for c in domain.channels], axis=3), positions
+
+
 def run(opts: ForecastOptions) -> dict[str, Any]:
     """Forecast, write the files and return what goes into metrics.json."""
     start = time.time()
     out_dir = Path(opts.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     domain, denoiser, process = load(opts.checkpoint, use_ema=opts.use_ema)
+    if opts.rescore:
+        ensemble, positions = read_ensemble(domain, out_dir / "forecast.nc")
+        result = {"options": asdict(opts), "scores": score(domain, ensemble, positions),
+                  "seconds": round(time.time() - start, 1)}
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        return result
     positions = initial_positions(domain, opts.split, opts.leads, opts.inits)
     forecast = rollout(domain, denoiser, process, positions, members=opts.members, leads=opts.leads,
                        sampler=opts.sampler, steps=opts.steps, grid=opts.grid, seed=opts.seed,

@@ -18,7 +18,8 @@ xr = pytest.importorskip("xarray")
 from sciffusion.processes import make_process  # noqa: E402
 from sciffusion.registry import make_domain  # noqa: E402
 from sciffusion.training import load_checkpoint  # noqa: E402
-from sciffusion_domains.weather.forecast import assimilate, initial_positions, main, rollout, score  # noqa: E402
+from sciffusion_domains.weather.forecast import (assimilate, initial_positions, main, read_ensemble,  # noqa: E402
+                                                 rollout, score, write_outputs)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
 EDM = make_process("edm")
@@ -76,6 +77,17 @@ def test_scores_line_up_with_the_baselines_on_the_same_initial_times(domain):
     assert all(len(h) == 3 and abs(sum(h) - 1) < 1e-9 for h in result["model"]["rank_histogram"])
     for name in ("damped_persistence", "lim"):  # drawn with the model's two members, scored the same way
         assert all(len(h) == 3 for h in result[name]["rank_histogram"]) and len(result[name]["crps_fair"]) == 2
+
+
+def test_a_written_forecast_reads_back_for_rescoring(domain, tmp_path):
+    positions = initial_positions(domain, "test", 2, ["2017-03", "2019-11"])
+    ensemble = domain.to_physical(rollout(domain, newest, EDM, positions, members=2, leads=2, steps=2))
+    write_outputs(domain, ensemble, positions, tmp_path, maps=False)
+    read, read_positions = read_ensemble(domain, tmp_path / "forecast.nc")
+    np.testing.assert_array_equal(read_positions, positions)
+    np.testing.assert_allclose(read, ensemble, rtol=1e-6)
+    assert score(domain, read, read_positions)["sst"]["model"]["rmse"] == \
+        pytest.approx(score(domain, ensemble, positions)["sst"]["model"]["rmse"], rel=1e-5)
 
 
 def test_assimilation_recovers_observed_points_on_gaussian_data():
