@@ -9,7 +9,8 @@ its sampler and a grid's with its grid: they apply only where the sampler (grid)
 Guidance is given as ``None`` (not given), ``"none"``/``False`` (none, even where the checkpoint has
 one), a core guidance config's name (``"cfg"``), ``{"name": "cfg", "scale": 3}``, a Hydra config
 with ``_target_`` (what ``sciffusion-sample guidance=...`` composes), a float (the CFG scale) or a
-callable ``denoiser -> denoiser``.
+callable ``denoiser -> denoiser``. Options alone (``{"scale": 3}``, ``sciffusion-sample
+guidance.scale=3``) change the checkpoint's stored guidance; an empty dict is no guidance given.
 """
 from __future__ import annotations
 
@@ -112,10 +113,36 @@ def resolve(given: dict[str, Any], defaults: dict[str, Any] | None = None,
         chosen = next((s.get(key) for i, s in enumerate(stack)
                        if s.get(key) and (i == 0 or s.get(owner) == values[owner])), None)
         values[key] = dict(chosen or {})
-    if given.get("guidance") is not None:
-        guidance, sources["guidance"] = given["guidance"], LAYERS[0]
-    elif "guidance" in (defaults or {}):  # the checkpoint's choice, none included
-        guidance, sources["guidance"] = defaults["guidance"], LAYERS[1]
-    else:
-        guidance, sources["guidance"] = None, LAYERS[3]
+    guidance, sources["guidance"] = _chosen_guidance(given.get("guidance"), defaults or {})
     return Settings(**values, guidance=guidance_config(guidance), sources=sources)
+
+
+def _is_options_only(guidance: Any) -> bool:
+    """A dict that names no guidance (no ``_target_``, ``name`` or ``none``): options of the stored one."""
+    return isinstance(guidance, dict) and not {"_target_", "name", NO_GUIDANCE} & set(guidance)
+
+
+def _is_cfg(guidance: Any) -> bool:
+    return isinstance(guidance, dict) and guidance.get("_target_") == named_guidance("cfg")["_target_"]
+
+
+def _chosen_guidance(given: Any, defaults: dict[str, Any]) -> tuple[Any, str]:
+    """The guidance of a run and the layer it came from: the given one; the given options over the
+    checkpoint's guidance (so that ``guidance.scale=3`` keeps the stored guidance and its other
+    options); the checkpoint's choice, none included; else none."""
+    if isinstance(given, dict) and not given:  # what the command line composes when no guidance is given
+        given = None
+    if given is None:
+        if "guidance" in defaults:
+            return defaults["guidance"], LAYERS[1]
+        return None, LAYERS[3]
+    stored = lambda: guidance_config(defaults.get("guidance"))  # noqa: E731 (read only when options need it)
+    if isinstance(given, (int, float)) and not isinstance(given, bool) and _is_cfg(stored()):
+        given = {"scale": float(given)}  # a CFG scale for a stored CFG keeps its other options
+    if not _is_options_only(given):
+        return given, LAYERS[0]
+    if not isinstance(stored(), dict):
+        options = " ".join(f"guidance.{k}={v}" for k, v in given.items())
+        raise ValueError(f"{options} given without a guidance, and this checkpoint stores none to apply it to; "
+                         f"name one too, e.g. guidance=cfg {options} (in Python guidance={{'name': 'cfg', ...}})")
+    return {**stored(), **given}, f"{LAYERS[0]} over {LAYERS[1]}"

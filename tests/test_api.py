@@ -143,3 +143,42 @@ def test_the_sample_app_uses_the_checkpoint_settings_unless_given(tmp_path, caps
     _, objects = sample.draw(mine)
     assert mine["sampler"] == "euler" and len(objects) == 2
     assert "guidance=none (given: sampler, steps, guidance" in capsys.readouterr().out
+
+
+def test_guidance_options_alone_change_the_stored_guidance():
+    defaults = {"sampler": "dpmpp_2m", "steps": 20, "grid": "karras",
+                "guidance": {"name": "cfg", "scale": 2.0, "interval": [0.1, 0.9]}}
+    chosen = settings.resolve({"guidance": {"scale": 3}}, defaults)
+    assert chosen.guidance["_target_"].endswith("ClassifierFreeGuidance")
+    assert (chosen.guidance["scale"], chosen.guidance["interval"]) == (3, [0.1, 0.9])
+    assert chosen.sources["guidance"] == "given over checkpoint sampling_defaults"
+    assert settings.resolve({"guidance": 4.0}, defaults).guidance["interval"] == [0.1, 0.9]  # a CFG scale too
+    assert settings.resolve({"guidance": {}}, defaults).guidance["scale"] == 2.0  # empty: not given
+    assert settings.resolve({"guidance": {"name": "cfg", "scale": 5}}, defaults).guidance["interval"] is None
+    with pytest.raises(ValueError, match="guidance.scale=3 given without a guidance.*guidance=cfg guidance.scale=3"):
+        settings.resolve({"guidance": {"scale": 3}}, {"guidance": None})
+
+
+def test_sample_app_guidance_scale_alone_applies_to_the_digits_stored_guidance():
+    _shipped("digits")
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from sciffusion.cli import checks
+
+    model = sciffusion.load("digits")
+
+    def chosen(*overrides):
+        with initialize_config_module("sciffusion.conf", version_base="1.3"):
+            opts = OmegaConf.to_container(compose("sample", overrides=["checkpoint=digits", *overrides]), resolve=True)
+        return model.settings(guidance=opts["guidance"]).guidance, opts
+
+    guidance, opts = chosen("guidance.scale=3")
+    assert guidance["scale"] == 3 and guidance["_target_"] == checks.CFG_TARGET
+    checks.check_sampling({**opts, "guidance": guidance}, model.config, model.domain)
+    assert chosen()[0]["scale"] == 2.0 and chosen("guidance=none")[0] is None
+    assert chosen("guidance=cfg", "guidance.scale=4")[0]["scale"] == 4
+    typo, opts = chosen("guidance.scael=3")
+    with pytest.raises(ValueError, match="guidance.scael: not an option of .*ClassifierFreeGuidance; its options "
+                                         "are scale, interval"):
+        checks.check_sampling({**opts, "guidance": typo}, model.config, model.domain)

@@ -70,7 +70,7 @@ def test_every_train_config_composes_and_its_core_parts_build(override):
 def test_sample_and_evaluate_configs_compose(app, guidance):
     # Some guidance options need an input from the user (``input: ???``): composing must still work.
     cfg = compose_plain(app, ["checkpoint=x.ckpt"] + ([f"guidance={guidance}"] if guidance else []), missing_ok=True)
-    assert cfg["checkpoint"] == "x.ckpt" and (cfg["guidance"] is None) == (guidance is None)
+    assert cfg["checkpoint"] == "x.ckpt" and (not cfg["guidance"]) == (guidance is None)  # not given: empty
 
 
 def test_a_missing_checkpoint_is_a_config_error():

@@ -1,9 +1,10 @@
 """Sampling options that would do nothing, or the wrong thing, stop with a one-line ``ValueError``
 naming the option and what would work: a ``domain.*`` override (sampling rebuilds the domain from the
 checkpoint), a guidance made for another domain, classifier-free guidance on a model that cannot use it,
-and a required option never given."""
+a guidance option its factory does not take, and a required option never given."""
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -108,9 +109,31 @@ def cfg_has_an_effect(guidance: dict[str, Any] | None, config: dict[str, Any], d
                          "guidance=cfg, or train with loss.cond_dropout=0.1")
 
 
+def guidance_options_known(guidance: dict[str, Any] | None) -> None:
+    """Every option of the guidance is a parameter of its factory: ``guidance.scael=3`` (the command
+    line's empty guidance node takes any key) must not fail deep inside the guidance, or not at all."""
+    if not isinstance(guidance, dict) or "_target_" not in guidance:
+        return
+    from hydra.utils import get_object
+
+    try:
+        parameters = inspect.signature(get_object(guidance["_target_"])).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return  # a target that cannot be found is reported when it is built
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    taken = [name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = [key for key in guidance if not key.startswith("_") and key not in taken]
+    if unknown:
+        options = [name for name in taken[1:] if name not in ("process", "domain")]  # [0]: the denoiser
+        raise ValueError(f"{', '.join(f'guidance.{key}' for key in unknown)}: not an option of "
+                         f"{guidance['_target_']}; its options are {', '.join(options) or 'none'}")
+
+
 def check_sampling(opts: dict[str, Any], config: dict[str, Any], domain: Domain) -> None:
     """All of the above, before any guidance is built or any sample drawn."""
     no_domain_overrides(opts, config)
     guidance_fits(opts.get("guidance"), config["domain"]["name"])
+    guidance_options_known(opts.get("guidance"))
     no_missing(opts)
     cfg_has_an_effect(opts.get("guidance"), config, domain)

@@ -54,7 +54,8 @@ class SampleApp:
     out_dir: str = "samples"
     num_samples: int = 64
     # None: not given, so the checkpoint's sampling_defaults apply, then its training config's
-    # sampling, then heun / 32 / karras (sciffusion.settings); guidance=none turns a stored guidance off
+    # sampling, then heun / 32 / karras (sciffusion.settings); guidance=none turns a stored guidance off,
+    # and guidance.scale=3 alone (no guidance=NAME) changes the stored guidance's scale
     sampler: Optional[str] = None
     steps: Optional[int] = None
     grid: Optional[str] = None
@@ -63,7 +64,7 @@ class SampleApp:
     batch_size: int = 256
     seed: int = 0
     cond: Any = field(default_factory=lambda: _open_dict())
-    guidance: Any = None
+    guidance: Any = field(default_factory=lambda: _open_dict())  # empty: not given
     domain: Any = field(default_factory=lambda: _open_dict())
     use_ema: bool = True
     device: str = "auto"
