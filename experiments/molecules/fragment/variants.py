@@ -11,11 +11,9 @@ from pathlib import Path
 
 import torch
 
-from sciffusion.cli import build
-from sciffusion.guidance import Inpainting
+import sciffusion
 from sciffusion.samplers import prior_sample, sample
 from sciffusion.timesteps import make_grid
-from sciffusion.training import load_checkpoint
 from sciffusion_domains.molecules import bonds
 from sciffusion_domains.molecules.data import MoleculeSet
 from sciffusion_domains.molecules.domain import NUM_ATOMS
@@ -26,11 +24,8 @@ HERE = Path(__file__).parent
 name = sys.argv[1] if len(sys.argv) > 1 else "benzene"
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 15
 torch.set_num_threads(1)
-state = load_checkpoint("domains/molecules/weights/qm9_cpu.ckpt")
-parts = build.build(state["config"])
-parts.domain.load_state_dict(state.get("domain", {}))
-parts.model.load_state_dict(state["ema"]["module"])
-model = parts.model.eval()
+parts = sciffusion.load("qm9")  # the shipped checkpoint: EMA weights, the domain with its state
+model = parts.denoiser
 guide = fragment(model, domain=parts.domain, fragment=str(HERE / f"{name}.xyz"), num_atoms=n)
 k = guide.size
 
