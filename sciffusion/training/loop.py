@@ -48,7 +48,8 @@ def announce(message: str) -> None:
 class TrainingLoss(Protocol):
     """What the loop trains on: ``sciffusion.losses.DiffusionLoss``, or any task with the same two calls
     (e.g. the molecules domain's property regression). ``sample_time`` draws the times ``[n]`` of a
-    micro-batch from the loop's seeded generator; the call returns the per-sample loss ``[B]``."""
+    micro-batch from the loop's seeded generator; the call returns the per-sample loss ``[B]``. A loss with
+    a method ``set_progress(step, steps)`` is told the step before each one (a schedule over the run)."""
 
     def sample_time(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
 
@@ -312,6 +313,9 @@ class Trainer:
     def train_step(self, batches) -> dict[str, float]:
         """One optimiser step over ``accumulate`` micro-batches drawn from the iterator ``batches``."""
         self.optimizer.zero_grad(set_to_none=True)
+        set_progress = getattr(self.loss_fn, "set_progress", None)
+        if set_progress is not None:  # a loss whose schedule follows the run (consistency training's gap)
+            set_progress(self.step, self.opts.steps)
         losses = [self._micro_step(next(batches), j) for j in range(self.opts.accumulate)]
         loss = torch.stack(losses).mean()
         self.scaler.unscale_(self.optimizer)
