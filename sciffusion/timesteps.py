@@ -85,7 +85,23 @@ def custom(ts: Tensor | list[float]) -> Tensor:
     return ts
 
 
-GRIDS = {"uniform_t": uniform_t, "uniform_log_snr": uniform_log_snr, "karras": karras}
+def optimised(process: NoiseProcess, steps: int, *, grids: dict[str, list[float]] | None = None) -> Tensor:
+    """The grid of ``steps`` steps searched for a model by ``sciffusion.grids.optimise_grid`` and
+    stored in its checkpoint's ``sampling_defaults`` (``grid_options: {grids: {"<steps>": times}}``)."""
+    _check_steps(steps)
+    stored = {int(k): v for k, v in (grids or {}).items()}
+    if steps not in stored:
+        have = f"it has grids for steps {sorted(stored)}" if stored else "it has none"
+        raise ValueError(f"grid=optimised: no optimised grid of {steps} steps is stored with this model ({have}); "
+                         f"search one with sciffusion.grids.optimise_grid(..., steps={steps}) and store it in the "
+                         "checkpoint's sampling_defaults, or choose another grid")
+    ts = custom(stored[steps])
+    if len(ts) != steps + 1:
+        raise ValueError(f"the optimised grid stored for {steps} steps has {len(ts) - 1} steps: {ts.tolist()}")
+    return ts
+
+
+GRIDS = {"uniform_t": uniform_t, "uniform_log_snr": uniform_log_snr, "karras": karras, "optimised": optimised}
 
 
 def make_grid(name: str, process: NoiseProcess, steps: int, **kwargs) -> Tensor:
