@@ -15,6 +15,7 @@ a NaN anywhere in the training anomalies (land) are left out and forecast as NaN
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,3 +162,38 @@ class LinearInverseModel:
         e = torch.randn(members, n, p, generator=generator, dtype=torch.float64)
         resolved = self._to_grid(z @ root.T @ self.eofs)
         return mean + resolved + self._to_grid(e * (self.residual_var.sqrt() * self.sqrt_w))
+
+
+class LIMPredictor:
+    """The LIM's one-month forecast mean as the predictor of mean + residual diffusion
+    (``sciffusion.residual``), in a weather domain's normalised units.
+
+    ``predictor(cond) -> mean [B, C, H, W]`` from the newest state ``cond["fields"][:, :C]`` and the
+    target month ``cond["vector"]`` (``month_vector``'s sin, cos); a LIM with ``modes`` EOFs per
+    channel, fitted on the domain's training years (anomalies from the training climatology).
+    """
+
+    def __init__(self, domain, *, modes: int = 15):
+        from .grid import climatology
+
+        self.normaliser, self.mask, self.channels = domain.normaliser, domain.mask, len(domain.channels)
+        fields = domain.fields.sel(time=domain.period("train"))
+        month = torch.as_tensor(fields.time.dt.month.values - 1)
+        self.climatology, self.lims = [], []
+        for k in range(self.channels):
+            da = fields.isel(channel=k).drop_vars("channel").where(domain.mask[k].numpy())
+            clim = torch.as_tensor(climatology(da, period=domain.period("train")).values, dtype=torch.float64)
+            anomalies = torch.as_tensor(da.values, dtype=torch.float64) - clim[month]
+            self.climatology.append(clim)
+            self.lims.append(LinearInverseModel.fit(anomalies, lat=domain.lat, modes=modes))
+        self.climatology = torch.stack(self.climatology, dim=1)  # [12, C, H, W]
+
+    def __call__(self, cond: dict[str, Tensor]) -> Tensor:
+        newest = cond["fields"][:, : self.channels].double()
+        sin, cos = cond["vector"][:, 0].double(), cond["vector"][:, 1].double()
+        target = torch.round(torch.atan2(sin, cos) * 6 / math.pi).long() % 12
+        state = self.normaliser.denormalise(newest)
+        anomaly = state - self.climatology[(target - 1) % 12]
+        forecast = torch.stack([lim.forecast(anomaly[:, k], lead=1).mean for k, lim in enumerate(self.lims)], dim=1)
+        mean = self.normaliser.normalise(self.climatology[target] + forecast)
+        return torch.where(self.mask & torch.isfinite(mean), mean, 0.0).to(cond["fields"].dtype)

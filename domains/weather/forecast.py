@@ -64,13 +64,27 @@ class ForecastOptions:
 
 
 def load(checkpoint: str | Path, *, use_ema: bool = True) -> tuple[WeatherDomain, Denoiser, NoiseProcess]:
-    """The domain (with the normaliser stored in the checkpoint), the denoiser and its process."""
+    """The domain (with the normaliser stored in the checkpoint), the denoiser and its process. A
+    checkpoint trained on the residual of the LIM's mean (its config's ``residual``) comes back as a
+    denoiser of the full state (``sciffusion.residual.ResidualDenoiser``)."""
     from sciffusion.api import load as load_model
 
     model = load_model(checkpoint, use_ema=use_ema)  # also a shipped name: "hadisst"
     if not isinstance(model.domain, WeatherDomain):
         raise ValueError(f"{checkpoint} was trained on domain {model.domain.name!r}, not weather")
-    return model.domain, model.denoiser, model.process
+    residual = model.config.get("residual")
+    if not residual:
+        return model.domain, model.denoiser, model.process
+    # trained as mean + residual diffusion (experiments/weather/train_residual.py): add the mean back
+    from sciffusion.residual import ResidualDenoiser
+
+    from .baselines import LIMPredictor
+
+    if residual.get("predictor") != "lim":
+        raise ValueError(f"{checkpoint} was trained on the residual of predictor {residual.get('predictor')!r}; "
+                         "only 'lim' is known here")
+    predictor = LIMPredictor(model.domain, modes=int(residual["modes"]))
+    return model.domain, ResidualDenoiser(model.denoiser, predictor, model.process), model.process
 
 
 def member_seed(seed: int, position: int, member: int, lead: int) -> int:

@@ -90,6 +90,29 @@ def test_a_written_forecast_reads_back_for_rescoring(domain, tmp_path):
         pytest.approx(score(domain, ensemble, positions)["sst"]["model"]["rmse"], rel=1e-5)
 
 
+def test_a_zero_residual_on_the_lim_predictor_forecasts_the_lims_mean_at_every_lead(domain):
+    """Mean + residual diffusion wired through the rollout: with a residual denoiser that always
+    answers zero, every member is the LIM's mean, fed back lead after lead: G(1)^lead."""
+    from sciffusion.residual import ResidualDenoiser
+    from sciffusion_domains.weather.baselines import LIMPredictor, LinearInverseModel
+    from sciffusion_domains.weather.grid import climatology
+
+    positions = initial_positions(domain, "test", 3, ["2017-05", "2019-12"])
+    predictor = LIMPredictor(domain, modes=10)
+    zero = ResidualDenoiser(lambda x, t, space, cond: torch.zeros_like(x), predictor, EDM)
+    forecast = domain.to_physical(rollout(domain, zero, EDM, positions, members=2, leads=3, steps=2))
+    da = domain.fields.isel(channel=0).drop_vars("channel").where(domain.mask[0].numpy())
+    clim = torch.as_tensor(climatology(da, period=domain.period("train")).values, dtype=torch.float64)
+    month = torch.as_tensor(domain.fields.time.dt.month.values - 1)
+    anomalies = torch.as_tensor(da.values, dtype=torch.float64) - clim[month]
+    train = np.isin(domain.fields.time.values, domain.fields.time.sel(time=domain.period("train")).values)
+    lim = LinearInverseModel.fit(anomalies[train], lat=domain.lat, modes=10)
+    for lead in (1, 3):
+        expected = clim[month[positions + lead]] + lim.forecast(anomalies[positions], lead=lead).mean
+        np.testing.assert_allclose(forecast[:, lead - 1, 1, 0], expected.numpy(), atol=2e-3)
+        np.testing.assert_array_equal(forecast[:, lead - 1, 0], forecast[:, lead - 1, 1])
+
+
 def test_assimilation_recovers_observed_points_on_gaussian_data():
     """N(0, I) data on a masked grid, whose exact denoiser is x / (1 + s^2): the guided posterior is
     exact there, so observed points come back within the observation error and the rest stay N(0, 1)."""
