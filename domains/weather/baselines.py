@@ -117,7 +117,7 @@ class LinearInverseModel:
         x = u @ eofs.T  # [T, K]
         c0 = x[:-1].T @ x[:-1] / (len(x) - 1)
         c1 = x[1:].T @ x[:-1] / (len(x) - 1)  # <x(t+1) x(t)^T>
-        g1 = torch.linalg.solve(c0, c1, left=False)  # Penland & Sardeshmukh 1995, eq. 8
+        g1 = torch.linalg.solve(c0, c1, left=False)  # G(1) = C(1) C(0)^-1
         residual = (u - x @ eofs) / sqrt_w
         return cls(eofs, sqrt_w, valid, g1, c0, residual.pow(2).sum(0) / (len(x) - 1))
 
@@ -136,10 +136,15 @@ class LinearInverseModel:
         values, vectors = torch.linalg.eigh((q + q.T) / 2)
         return vectors @ torch.diag(values.clamp_min(0.0)) @ vectors.T
 
-    def _to_grid(self, u: Tensor) -> Tensor:
-        out = torch.full((*u.shape[:-1], *self.valid.shape), float("nan"), dtype=torch.float64)
-        out[..., self.valid] = u / self.sqrt_w
+    def _scatter(self, values: Tensor) -> Tensor:
+        """Values ``[..., P]`` at the valid points onto the grid ``[..., H, W]``, NaN elsewhere."""
+        out = torch.full((*values.shape[:-1], *self.valid.shape), float("nan"), dtype=torch.float64)
+        out[..., self.valid] = values
         return out
+
+    def _to_grid(self, u: Tensor) -> Tensor:
+        """Area-weighted values ``u [..., P]`` back to anomalies on the grid."""
+        return self._scatter(u / self.sqrt_w)
 
     def forecast(self, initial: Tensor, *, lead: int) -> GaussianForecast:
         """The forecast anomaly distribution ``[N, H, W]`` ``lead`` months after ``initial [N, H, W]``."""
@@ -147,7 +152,7 @@ class LinearInverseModel:
         x = initial.double()[:, self.valid] * self.sqrt_w @ self.eofs.T  # [N, K]
         mean = self._to_grid(x @ self.propagator(lead).T @ self.eofs)
         resolved = ((self.eofs.T @ self.error_covariance(lead)) * self.eofs.T).sum(1)  # diag(E^T Q E) [P]
-        std = self._to_grid((resolved + self.residual_var * self.sqrt_w**2).sqrt())
+        std = self._scatter((resolved / self.sqrt_w**2 + self.residual_var).sqrt())
         return GaussianForecast(mean, std.expand(mean.shape))
 
     def sample(self, initial: Tensor, *, lead: int, members: int,
@@ -161,7 +166,7 @@ class LinearInverseModel:
         z = torch.randn(members, n, k, generator=generator, dtype=torch.float64)
         e = torch.randn(members, n, p, generator=generator, dtype=torch.float64)
         resolved = self._to_grid(z @ root.T @ self.eofs)
-        return mean + resolved + self._to_grid(e * (self.residual_var.sqrt() * self.sqrt_w))
+        return mean + resolved + self._scatter(e * self.residual_var.sqrt())
 
 
 class LIMPredictor:
