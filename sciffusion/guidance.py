@@ -28,7 +28,7 @@ from .losses import DROP, SELF_COND
 from .parameterization import Cond, Denoiser
 from .processes import NoiseProcess
 from .state import first_tensor, is_categorical
-from .space import Space, as_space
+from .space import Space, require_space
 
 LogLikelihood = Callable[[Tensor, Tensor, Space, Cond], Tensor]
 
@@ -73,8 +73,8 @@ class DropCondition(Guidance):
     def __init__(self, denoiser: Denoiser):
         self.denoiser = denoiser
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space = as_space(space)
+    def __call__(self, x: Tensor, t: Tensor, space: Space, cond: Cond | None = None) -> Tensor:
+        space = require_space(space, type(self).__name__)
         drop = torch.ones(space.batch_size(x), dtype=torch.bool, device=first_tensor(x).device)
         return self.denoiser(x, t, space, {**(cond or {}), DROP: drop})
 
@@ -88,13 +88,13 @@ class SelfConditioning(Guidance):
     def __init__(self, denoiser: Denoiser):
         self.denoiser, self.previous, self.last_t = denoiser, None, None
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor, space: Space, cond: Cond | None = None) -> Tensor:
         cond = dict(cond or {})
         now = float(t.reshape(-1)[0]) if t.numel() else 0.0
         fresh = self.previous is None or self.last_t is None or now >= self.last_t or self.previous.shape != x.shape
         if not fresh:
             cond[SELF_COND] = self.previous
-        x0_hat = self.denoiser(x, t, as_space(space), cond)
+        x0_hat = self.denoiser(x, t, require_space(space, type(self).__name__), cond)
         self.previous, self.last_t = x0_hat.detach(), now
         return x0_hat
 
@@ -131,8 +131,8 @@ class ClassifierFreeGuidance(Guidance):
         """Which samples are guided at times ``t`` [B] (bool [B])."""
         return _inside(self.interval, self.process, t)
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space, cond = as_space(space), cond or {}
+    def __call__(self, x: Tensor, t: Tensor, space: Space, cond: Cond | None = None) -> Tensor:
+        space, cond = require_space(space, type(self).__name__), cond or {}
         x0_cond = self.denoiser(x, t, space, cond)
         guided = self.guided(t)
         if self.scale == 1 or not guided.any():
@@ -179,8 +179,8 @@ class ClassifierGuidance(Guidance):
         self.denoiser, self.log_likelihood, self.process, self.scale = denoiser, log_likelihood, process, scale
         self.interval = interval
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space, cond = as_space(space), cond or {}
+    def __call__(self, x: Tensor, t: Tensor, space: Space, cond: Cond | None = None) -> Tensor:
+        space, cond = require_space(space, type(self).__name__), cond or {}
         x0_hat = self.denoiser(x.detach(), t, space, cond).detach()
         guided = _inside(self.interval, self.process, t)
         if not guided.any():
@@ -233,8 +233,8 @@ class ReconstructionGuidance(Guidance):
         r_sq = self.data_var * s_sq / (self.data_var + s_sq)  # Song et al. 2023 (Pi-GDM), r_t^2
         return 1 / (r_sq + self.noise_std**2)
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space, cond = as_space(space), cond or {}
+    def __call__(self, x: Tensor, t: Tensor, space: Space, cond: Cond | None = None) -> Tensor:
+        space, cond = require_space(space, type(self).__name__), cond or {}
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             x0_hat = self.denoiser(x_in, t, space, cond)

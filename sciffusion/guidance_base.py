@@ -16,12 +16,13 @@ from .state import State
 
 
 class Guidance:
-    """Base class of guidance wrappers; subclasses implement ``__call__`` and keep ``denoiser``."""
+    """Base class of guidance wrappers; subclasses implement ``__call__`` and keep ``denoiser``. The
+    space is required (``space.require_space``): it says which entries and rows form each sample."""
 
     def __init__(self, denoiser: Denoiser):
         self.denoiser = denoiser
 
-    def __call__(self, x: State, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> State:
+    def __call__(self, x: State, t: Tensor, space: Space, cond: Cond | None = None) -> State:
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(x, t, space, cond)")
 
     def restore(self, x: State, space: Space) -> State:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .guidance_base import Guidance, restore_samples
 from .parameterization import Cond, Denoiser
-from .space import Space, as_space
+from .space import Space, require_space
 from .state import is_categorical
 
 
@@ -53,8 +53,8 @@ class Inpainting(Guidance):
         known = known + _known_offset(x0_hat, known, mask, space)
         return space.project(torch.where(mask, known, x0_hat))
 
-    def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space = as_space(space)
+    def __call__(self, x: Tensor, t: Tensor, space: Space, cond: Cond | None = None) -> Tensor:
+        space = require_space(space, type(self).__name__)
         if isinstance(x, dict):
             x = {name: self._show_known(name, part, space[name]) for name, part in x.items()}
             x0_hat = self.denoiser(x, t, space, cond or {})

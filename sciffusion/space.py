@@ -76,6 +76,15 @@ def as_space(space: "Space | None") -> "Space":
     return space
 
 
+def require_space(space: "Space", user: str) -> "Space":
+    """``space``, which ``user`` (a guidance, ...) cannot do without: it decides which entries and
+    rows belong to which sample, so it is never guessed from a missing argument."""
+    if not isinstance(space, Space):
+        raise TypeError(f"{user} needs the batch's space, got {space!r}; samplers pass it, and a direct call "
+                        "passes the batch's space (DenseSpace() for plain [B, ...] tensors, GraphSpace for graphs)")
+    return space
+
+
 class DenseSpace(Space):
     """Samples stacked on the first axis. ``mask`` (bool, broadcastable to one sample or to the
     batch; True = counted) marks entries that do not exist, such as land in a sea-surface field:

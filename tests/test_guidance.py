@@ -102,7 +102,7 @@ def test_reconstruction_guidance_is_exact_for_isotropic_data(process, data_var):
                                     data_var=data_var)
     x, t = noisy_states(prior, process, 40, seed=3)
     expected = posterior(prior, A, y, noise_std).denoiser(process)(x, t)
-    torch.testing.assert_close(guided(x, t), expected, rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(guided(x, t, DenseSpace(), {}), expected, rtol=1e-7, atol=1e-7)
 
 
 def _entrywise_gaussian_denoiser(mean, var, process):
@@ -146,7 +146,7 @@ def test_dps_step_is_zeta_times_the_gradient_of_the_residual_norm():
     sigma, alpha = process.sigma(t)[:, None], process.alpha(t)[:, None]
     expected = prior.denoiser(process)(x, t) - zeta * sigma**2 / alpha * grad
     guided = DiffusionPosteriorSampling(prior.denoiser(process), observe, y, process, zeta=zeta)
-    torch.testing.assert_close(guided(x, t), expected)
+    torch.testing.assert_close(guided(x, t, DenseSpace(), {}), expected)
 
 
 def _two_gaussians(process):
@@ -171,8 +171,8 @@ def test_classifier_free_guidance_formula(process):
     for scale in (0.0, 1.0, 2.5):
         out = ClassifierFreeGuidance(denoiser, scale)(x, t, DenseSpace(), {"y": torch.ones(20)})
         torch.testing.assert_close(out, x0_uncond + scale * (x0_cond - x0_uncond))
-    torch.testing.assert_close(ClassifierFreeGuidance(denoiser, 0.0)(x, t), x0_uncond)
-    torch.testing.assert_close(ClassifierFreeGuidance(denoiser, 1.0)(x, t), x0_cond)
+    torch.testing.assert_close(ClassifierFreeGuidance(denoiser, 0.0)(x, t, DenseSpace(), {}), x0_uncond)
+    torch.testing.assert_close(ClassifierFreeGuidance(denoiser, 1.0)(x, t, DenseSpace(), {}), x0_cond)
     assert all(not c.any() or c.all() for c in calls)  # each call is wholly conditional or wholly dropped
     assert any(c.all() for c in calls)
 
@@ -187,7 +187,7 @@ def test_classifier_free_guidance_interval():
     assert 5 < inside.sum() < 25
     x0_cond, x0_uncond = d_cond(x, t), d_uncond(x, t)
     expected = torch.where(inside[:, None], x0_uncond + scale * (x0_cond - x0_uncond), x0_cond)
-    out = ClassifierFreeGuidance(denoiser, scale, interval=(lo, hi), process=process)(x, t)
+    out = ClassifierFreeGuidance(denoiser, scale, interval=(lo, hi), process=process)(x, t, DenseSpace(), {})
     torch.testing.assert_close(out, expected)
     with pytest.raises(ValueError, match="process"):
         ClassifierFreeGuidance(denoiser, scale, interval=(lo, hi))
@@ -198,7 +198,7 @@ def test_inpainting_replaces_known_entries_only():
     x, t = noisy_states(prior, process, 6, seed=12)
     mask = torch.tensor([True, False, False, True])
     known = torch.tensor([1.0, 0.0, 0.0, -2.0], dtype=F64)
-    out = Inpainting(prior.denoiser(process), known, mask)(x, t)
+    out = Inpainting(prior.denoiser(process), known, mask)(x, t, DenseSpace(), {})
     torch.testing.assert_close(out[:, mask], known[mask].expand(6, -1))
     torch.testing.assert_close(out[:, ~mask], prior.denoiser(process)(x, t)[:, ~mask])
 
@@ -260,7 +260,7 @@ def test_gradient_guidance_leaks_no_graph():
     wrappers = [ClassifierGuidance(denoiser, lambda x, t, space, cond: -(x**2).sum(1), process),
                 ReconstructionGuidance(denoiser, lambda x0: x0[:, :1], torch.zeros(1, dtype=F64), process, 0.1)]
     for wrapper in wrappers:
-        out = wrapper(x, t)
+        out = wrapper(x, t, DenseSpace(), {})
         assert not out.requires_grad and out.grad_fn is None
     assert x.grad is None and all(p.grad is None for p in net.parameters())
 
@@ -341,11 +341,11 @@ def test_bad_inputs_raise():
     x, t = noisy_states(prior, process, 3, seed=15)
     scalar_likelihood = ClassifierGuidance(prior.denoiser(process), lambda x, t, space, cond: x.sum(), process)
     with pytest.raises(ValueError, match="one value per sample"):
-        scalar_likelihood(x, t)
+        scalar_likelihood(x, t, DenseSpace(), {})
     flattened = DiffusionPosteriorSampling(prior.denoiser(process), lambda x0: x0.flatten(), torch.zeros(6, dtype=F64),
                                            process)
     with pytest.raises(ValueError, match="first axis"):
-        flattened(x, t)
+        flattened(x, t, DenseSpace(), {})
     with pytest.raises(ValueError, match="noise_std"):
         ReconstructionGuidance(prior.denoiser(process), lambda x0: x0, x, process, noise_std=-1.0)
 
@@ -369,7 +369,7 @@ def test_drop_condition_drops_every_sample_of_dense_and_graph_batches():
     seen = []
     spy = lambda x, t, space, cond: seen.append(cond) or x  # noqa: E731
     x = torch.zeros(5, 3)
-    DropCondition(spy)(x, torch.zeros(5), None, {"label": torch.arange(5)})
+    DropCondition(spy)(x, torch.zeros(5), DenseSpace(), {"label": torch.arange(5)})
     DropCondition(spy)(x, torch.zeros(2), GraphSpace(torch.tensor([0, 0, 0, 1, 1]), 2), {})
     assert seen[0][DROP].tolist() == [True] * 5 and seen[0]["label"].tolist() == list(range(5))
     assert seen[1][DROP].tolist() == [True, True]  # one flag per molecule, not per atom
@@ -410,3 +410,26 @@ def test_guidance_factories_are_called_the_same_way():
     with pytest.raises(TypeError, match="'sciffusion.guidance.DropCondition' must accept the keywords process= and domain="):
         guided(denoiser, {"_target_": "sciffusion.guidance.DropCondition", "_partial_": True}, process)
     assert isinstance(DropCondition(denoiser), DropCondition)
+
+
+def _every_guidance():
+    from sciffusion.guidance import DropCondition, SelfConditioning
+
+    plain = lambda x, t, space, cond: x  # noqa: E731
+    process, y = VPLinear(), torch.zeros(2, 3)
+    return [DropCondition(plain), SelfConditioning(plain), ClassifierFreeGuidance(plain, 2.0),
+            ClassifierGuidance(plain, lambda x, t, space, cond: -(x**2).sum(1), process),
+            ReconstructionGuidance(plain, lambda x0: x0, y, process, 0.1),
+            DiffusionPosteriorSampling(plain, lambda x0: x0, y, process),
+            Inpainting(plain, torch.ones(3), torch.tensor([True, False, False]))]
+
+
+@pytest.mark.parametrize("guide", _every_guidance(), ids=lambda g: type(g).__name__)
+def test_every_guidance_requires_the_space(guide):
+    import inspect
+
+    assert inspect.signature(type(guide).__call__).parameters["space"].default is inspect.Parameter.empty
+    x, t = torch.randn(2, 3), torch.full((2,), 0.5)
+    with pytest.raises(TypeError, match=f"{type(guide).__name__} needs the batch's space, got None.*DenseSpace"):
+        guide(x, t, None, {})
+    assert guide(x, t, DenseSpace(), {}).shape == x.shape

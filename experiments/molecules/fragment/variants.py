@@ -33,7 +33,7 @@ k = guide.size
 class Plain(FragmentInpainting):
     """Replacement at the given coordinates, then re-centring (no translation matching)."""
 
-    def __call__(self, x, t, space=None, cond=None):
+    def __call__(self, x, t, space, cond=None):
         x0_hat = self.denoiser(x, t, space, cond or {})
         known, mask = self.entries(x0_hat, space)
         return space.project(torch.where(mask, known, x0_hat))
