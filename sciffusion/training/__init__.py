@@ -3,10 +3,10 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_
 from .data import Layout, StepSampler
 from .ema import EMA
 from .generate import SamplingOptions, decode_all, generate
-from .loop import NonFiniteLossError, Trainer, TrainOptions
+from .loop import NonFiniteLossError, Trainer, TrainingLoss, TrainOptions
 from .schedule import make_schedule
 
 __all__ = [
     "CheckpointError", "EMA", "Layout", "NonFiniteLossError", "SamplingOptions", "StepSampler", "TrainOptions",
-    "Trainer", "decode_all", "generate", "load_checkpoint", "make_schedule", "save_checkpoint", "seed_everything",
+    "Trainer", "TrainingLoss", "decode_all", "generate", "load_checkpoint", "make_schedule", "save_checkpoint", "seed_everything",
 ]
