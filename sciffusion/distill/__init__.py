@@ -1,0 +1,24 @@
+"""Distillation to one to four sampling steps, as training losses of the usual ``Trainer`` and
+``sciffusion-train`` (teacher checkpoint in through ``loss.teacher``, student checkpoint out, resumable),
+sampled by ``sciffusion-sample`` like any other checkpoint:
+
+    ProgressiveDistillationLoss   Salimans & Ho 2022        sampler=ddim grid=uniform_t steps=N
+    ConsistencyDistillationLoss   Song et al. 2023          sampler=consistency steps=1..4
+    ConsistencyTrainingLoss       Geng et al. 2024 (ECT)    sampler=consistency steps=1..4
+    ReflowLoss                    Liu et al. 2023           sampler=euler grid=uniform_t steps=1..4
+
+Importing this package adds the ``consistency`` sampler to ``sciffusion.samplers.SAMPLERS``; a
+checkpoint trained with one of these losses imports it when it is built (its config names them).
+"""
+from __future__ import annotations
+
+from ..samplers import SAMPLERS
+from .consistency import ConsistencyDistillationLoss, ConsistencyPrecond, ConsistencyTrainingLoss, consistency
+from .progressive import ProgressiveDistillationLoss
+from .reflow import ReflowLoss
+from .teacher import Teacher, ode_step
+
+SAMPLERS.setdefault("consistency", consistency)
+
+__all__ = ["ConsistencyDistillationLoss", "ConsistencyPrecond", "ConsistencyTrainingLoss", "ProgressiveDistillationLoss",
+           "ReflowLoss", "Teacher", "consistency", "ode_step"]
