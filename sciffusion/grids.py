@@ -13,6 +13,9 @@ repeats for each order asked for. The result goes into a checkpoint's ``sampling
 
     found = optimise_grid(denoiser, x_cal, process=process, steps=10, sampler="unipc", orders=(2, 3))
     model.sampling_defaults = found.store(model.sampling_defaults)   # then model.save_pretrained(folder)
+
+or, for a loaded model, ``optimise_model_grid(model, 10, orders=(2, 3))``, which draws the calibration
+batch from the domain's template and prior and stores the result.
 """
 from __future__ import annotations
 
@@ -177,3 +180,24 @@ def _times(process: NoiseProcess, u: Tensor, t_start: Tensor) -> Tensor | None:
     inner = process.t_from_scaled_sigma(u[1:].exp())
     ts = torch.cat([t_start.reshape(1), inner, torch.zeros(1, dtype=_F64)])
     return custom(ts) if bool((ts[1:] < ts[:-1]).all()) else None
+
+
+def optimise_model_grid(model, steps: int, *, sampler: str | None = None, num_samples: int = 64, seed: int = 0,
+                        cond: dict[str, Any] | None = None, **search: Any) -> OptimisedGrid:
+    """Search a grid for a ``sciffusion.api.Model`` and store it in its ``sampling_defaults`` (which
+    ``model.save_pretrained`` writes with the weights): ``num_samples`` prior draws of the domain's
+    template (conditions ``cond`` as for ``model.sample``) are the calibration batch, the denoiser is
+    the model's with the guidance its settings use, and the sampler is ``sampler`` or the model's
+    default. ``search`` goes to ``optimise_grid`` (``orders``, ``evaluations``, ``reference_steps``...)."""
+    from .samplers import prior_sample
+
+    settings = model.settings(sampler=sampler, steps=steps)
+    generator = torch.Generator().manual_seed(seed)
+    cond = model.domain.condition(num_samples, generator=generator, **dict(cond or {}))
+    x_like, space = model.domain.template(num_samples, generator=generator, cond=cond)
+    x = prior_sample(model.process, x_like, space=space, generator=generator)
+    found = optimise_grid(model.guided(settings.guidance), x, process=model.process, steps=steps,
+                          sampler=settings.sampler, sampler_options=settings.sampler_options, space=space, cond=cond,
+                          **search)
+    model.sampling_defaults = found.store(model.sampling_defaults)
+    return found

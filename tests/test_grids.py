@@ -100,3 +100,23 @@ def test_bad_requests_are_refused():
         optimise_grid(MIXTURE.denoiser(PROCESS), _starts(4, 0), process=PROCESS, steps=4, sampler="nope")
     with pytest.raises(ValueError, match="steps >= 2"):
         optimise_grid(MIXTURE.denoiser(PROCESS), _starts(4, 0), process=PROCESS, steps=1)
+
+
+def test_a_shipped_model_keeps_its_searched_grid_in_its_folder(tmp_path):
+    """The plumbing on a shipped network (a short search: the numbers are not the point here): the
+    grid is searched with the model's own sampler, stored in sampling_defaults, written by
+    save_pretrained and used by the reloaded model's sample() by default."""
+    import sciffusion
+    from sciffusion import shipped
+    from sciffusion.grids import optimise_model_grid
+
+    if shipped.lookup("spoken_digits").path() is None:
+        pytest.skip("the spoken_digits checkpoint or its domain plugin is not installed")
+    model = sciffusion.load("spoken_digits")
+    found = optimise_model_grid(model, 3, num_samples=2, reference_steps=6, evaluations=2)
+    assert model.sampling_defaults["grid"] == "optimised" and model.sampling_defaults["steps"] == 3
+    again = sciffusion.load(model.save_pretrained(tmp_path / "model"))
+    settings = again.settings()
+    assert (settings.sampler, settings.steps, settings.grid) == (found.sampler, 3, "optimised")
+    assert make_grid("optimised", again.process, 3, **settings.grid_options).tolist() == found.times
+    assert len(again.sample(1, progress=False, verbose=False)) == 1
