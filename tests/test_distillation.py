@@ -13,7 +13,7 @@ from torch import nn
 import sciffusion.cli  # noqa: F401  (registers the schemas and the domain search path)
 from sciffusion.cli.train import run as train_run
 from sciffusion.distill import (ConsistencyDistillationLoss, ConsistencyPrecond, ConsistencyTrainingLoss,
-                                ProgressiveDistillationLoss, ReflowLoss, consistency, ode_step)
+                                ProgressiveDistillationLoss, ReflowLoss, ode_step, sample_consistency)
 from sciffusion.parameterization import EDMPrecond, ModelDenoiser
 from sciffusion.processes import EDM, LinearInterpolant, VPCosine
 from sciffusion.samplers import SAMPLERS, ddim, heun, prior_sample, sample
@@ -113,13 +113,13 @@ def test_the_consistency_function_meets_its_boundary_condition_and_is_edm_at_sig
 
 
 def test_the_consistency_sampler_is_registered_and_one_step_is_one_evaluation():
-    assert SAMPLERS["consistency"] is consistency
+    assert SAMPLERS["consistency"] is sample_consistency
     process = EDM()
     x = 80 * torch.randn(8, 2, dtype=F64)
     calls = []
     denoiser = lambda x, t, space, cond: calls.append(t) or 0.5 * x  # noqa: E731
-    torch.testing.assert_close(consistency(denoiser, x, karras(process, 1), process=process), 0.5 * x)
-    consistency(denoiser, x, karras(process, 3, sigma_min=0.8), process=process)
+    torch.testing.assert_close(sample_consistency(denoiser, x, karras(process, 1), process=process), 0.5 * x)
+    sample_consistency(denoiser, x, karras(process, 3, sigma_min=0.8), process=process)
     assert len(calls) == 4
 
 

@@ -13,12 +13,12 @@ checkpoint trained with one of these losses imports it when it is built (its con
 from __future__ import annotations
 
 from ..samplers import SAMPLERS
-from .consistency import ConsistencyDistillationLoss, ConsistencyPrecond, ConsistencyTrainingLoss, consistency
+from .consistency import ConsistencyDistillationLoss, ConsistencyPrecond, ConsistencyTrainingLoss, sample_consistency
 from .progressive import ProgressiveDistillationLoss
 from .reflow import ReflowLoss
 from .teacher import Teacher, ode_step
 
-SAMPLERS.setdefault("consistency", consistency)
+SAMPLERS.setdefault("consistency", sample_consistency)
 
 __all__ = ["ConsistencyDistillationLoss", "ConsistencyPrecond", "ConsistencyTrainingLoss", "ProgressiveDistillationLoss",
-           "ReflowLoss", "Teacher", "consistency", "ode_step"]
+           "ReflowLoss", "Teacher", "ode_step", "sample_consistency"]

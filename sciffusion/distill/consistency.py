@@ -6,7 +6,7 @@ teacher's ODE steps or directly from data (consistency training; easy consistenc
     parameterization: ConsistencyPrecond        f = c_skip(s) x/alpha + c_out(s) F(c_in x/alpha, c_noise)
     loss: ConsistencyDistillationLoss            d(f(x_t_n+1), sg f(teacher step to t_n))
     loss: ConsistencyTrainingLoss                d(f(x0 + t z), sg f(x0 + r z)),  r -> t over training
-    sampler: consistency                         x0 = f(x, t_0); x = alpha_i x0 + sigma_i z; x0 = f(x, t_i) ...
+    sampler=consistency (sample_consistency)     x0 = f(x, t_0); x = alpha_i x0 + sigma_i z; x0 = f(x, t_i) ...
 
 The target network is the student itself under stop-gradient (the EMA rate mu = 0 of improved
 consistency training, Song & Dhariwal 2023, and of ECT), which keeps every state of the run in the
@@ -51,7 +51,7 @@ class ConsistencyPrecond(EDMPrecond):
 
 
 @torch.no_grad()
-def consistency(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, space: Space | None = None,
+def sample_consistency(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, space: Space | None = None,
                 cond: Cond | None = None, generator: torch.Generator | None = None,
                 callback: Callback | None = None) -> Tensor:
     """Multistep consistency sampling (Song et al. 2023, Alg. 1) from x at ts[0] down the grid ``ts``:
