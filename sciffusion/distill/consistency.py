@@ -14,7 +14,6 @@ Trainer's checkpoint, so that a resumed run continues exactly.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
