@@ -158,6 +158,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
               "corr": torch.corrcoef(torch.stack([wanted[finite], achieved[finite]]))[0, 1].item(),
               "checkpoint": str(args.checkpoint), "predictor": str(args.predictor), "seed": args.seed,
               "sampling_seconds": round(seconds, 1)}
+    if molecules and getattr(molecules[0], "bond_order", None) is not None:
+        # a joint model generates its bonds: also score them (strict validity, every H generated)
+        from .joint_metrics import evaluate_joint
+
+        generated = evaluate_joint(molecules, perceive=False)
+        result.update(generated_atom_stability=generated["atom_stability"],
+                      generated_molecule_stability=generated["molecule_stability"], validity=generated["validity"])
     _write(result, args.out)
     return result
 
@@ -183,22 +190,32 @@ def _write(result: dict[str, Any], out: str | None) -> None:
 
 
 def table(args: argparse.Namespace) -> str:
-    """A Markdown table of ``baselines`` and ``evaluate`` JSON files."""
+    """A Markdown table of ``baselines`` and ``evaluate`` JSON files. Stability is EDM's (bonds
+    perceived from distances); rows of a joint model add the stability and strict validity of the
+    bonds it generated."""
     rows = [json.loads(Path(p).read_text()) for p in args.files]
     unit = rows[0]["unit"] if rows else ""
-    lines = [f"| method | MAE ({unit}) | median AE | corr(c, pred) | samples | sampler | atom stab. | mol. stab. |",
-             "|---|---|---|---|---|---|---|---|"]
+    joint = any("validity" in row for row in rows)
+    extra = " generated-bond atom stab. | mol. stab. | validity |" if joint else ""
+    blank = " | | |" if joint else ""
+    lines = [f"| method | MAE ({unit}) | median AE | corr(c, pred) | samples | sampler | atom stab. | mol. stab. |{extra}",
+             "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if joint else "")]
+    lower = None
     for row in rows:
         if "u_bound" in row:
             n = row["molecules"]
-            lines += [f"| U-bound (labels shuffled) | {row['u_bound']:.2f} | | | {n} real | | | |",
-                      f"| #Atoms | {row['atoms']:.2f} | | | {n} real | | | |"]
-            lower = f"| L-bound (real molecules) | {row['l_bound']:.2f} | | | {n} real | | | |"
+            lines += [f"| U-bound (labels shuffled) | {row['u_bound']:.2f} | | | {n} real | | | |{blank}",
+                      f"| #Atoms | {row['atoms']:.2f} | | | {n} real | | | |{blank}"]
+            lower = f"| L-bound (real molecules) | {row['l_bound']:.2f} | | | {n} real | | | |{blank}"
         else:
-            lines.append(f"| {row['name']} | {row['mae']:.2f} | {row['median_ae']:.2f} | {row['corr']:.2f} | "
-                         f"{row['num_samples']} | {row['sampler']} | "
-                         f"{100 * row['atom_stability']:.1f}% | {100 * row['molecule_stability']:.1f}% |")
-    if any("u_bound" in row for row in rows):
+            line = (f"| {row['name']} | {row['mae']:.2f} | {row['median_ae']:.2f} | {row['corr']:.2f} | "
+                    f"{row['num_samples']} | {row['sampler']} | "
+                    f"{100 * row['atom_stability']:.1f}% | {100 * row['molecule_stability']:.1f}% |")
+            if joint:
+                line += (f" {100 * row['generated_atom_stability']:.1f}% | {100 * row['generated_molecule_stability']:.1f}%"
+                         f" | {100 * row['validity']:.1f}% |" if "validity" in row else blank)
+            lines.append(line)
+    if lower is not None:
         lines.append(lower)
     text = "\n".join(lines)
     print(text)

@@ -166,6 +166,22 @@ def test_train_then_sample_without_the_data(tmp_path):
     assert len(Chem.SDMolSupplier(str(tmp_path / "c" / "samples.sdf"), sanitize=False, removeHs=False)) == 3
     assert not any(empty.iterdir())
 
+    # EDM's property table for it: a predictor (phi) on half a scores the requested alpha; the row
+    # adds the stability and validity of the generated bonds
+    from sciffusion_domains.molecules import property_cli
+
+    phi, row = tmp_path / "phi.pt", tmp_path / "cfg1.json"
+    property_cli.main(["train", "--limit", str(LIMIT), "--half", "a", "--steps", "3", "--batch-size", "8",
+                       "--hidden", "8", "--layers", "1", "--val-limit", "10", "--out", str(phi)])
+    property_cli.main(["evaluate", "--predictor", str(phi), "--checkpoint", str(conditional / "checkpoints" / "last.ckpt"),
+                       "--num-samples", "4", "--batch-size", "4", "--sampler", "ddpm", "--steps", "3", "--out", str(row)])
+    scores = json.loads(row.read_text())
+    assert scores["num_samples"] == 4 and 0 <= scores["validity"] <= 1 and 0 <= scores["generated_atom_stability"] <= 1
+    from argparse import Namespace
+
+    header, _, line = property_cli.table(Namespace(files=[str(row)])).splitlines()
+    assert header.endswith("validity |") and line.count("|") == header.count("|")
+
     cli("sample", f"checkpoint={run / 'checkpoints' / 'last.ckpt'}", "num_samples=3", "batch_size=3", "steps=4",
         "sampler=ddpm", "grid=uniform_t", "guidance=fragment", f"guidance.fragment={tmp_path / 'frag.sdf'}",
         "cond.num_atoms=7", f"out_dir={tmp_path / 'f'}")
