@@ -1,7 +1,10 @@
-"""Sampler accuracy versus the number of network evaluations (NFE), ours against diffusers' schedulers,
-and the time a sampler spends outside the network.
+"""Sampler accuracy versus the number of network evaluations (NFE), ours (fixed grids, and grids searched
+per budget by ``sciffusion.grids.optimise_grid`` on a separate calibration batch) against every
+deterministic diffusers scheduler with every timestep spacing and every deterministic k-diffusion
+sampler with every noise schedule (``sampler_peers.py``; a peer's cell is its best spacing), and the
+time a sampler spends outside the network.
 
-    .venv/bin/python benchmarks/samplers.py
+    .venv/bin/python benchmarks/samplers.py [mixture] [gaussian] [overhead] [categorical]
 
 All samplers use the exact denoiser of the target under DDPM's discrete linear schedule
 (``DiscreteVP.linear()``, diffusers' default betas), so the error measured is the sampler's alone, and
@@ -28,6 +31,9 @@ from typing import Callable
 
 import torch
 
+from sampler_peers import (Transport, diffusers_peers, k_diffusion_peers, k_diffusion_sampling, k_diffusion_schedules,
+                           run_diffusers, run_k_diffusion, spacings)
+from sciffusion.grids import OptimisedGrid, optimise_grid, reference_solution
 from sciffusion.processes import DiscreteVP
 from sciffusion.samplers import SAMPLERS, count_evaluations
 from sciffusion.testing import GaussianMixture, gaussian_mixture_2d, random_gaussian
@@ -52,12 +58,25 @@ OURS = {
     "dpmpp_2m": ("dpmpp_2m", {}, lambda n: n),
     "unipc": ("unipc", {}, lambda n: n),
     "unipc_3": ("unipc", {"order": 3}, lambda n: n),
+    "deis": ("deis", {"order": 2}, lambda n: n),
+    "deis_3": ("deis", {"order": 3}, lambda n: n),
+    "deis_3_x0": ("deis", {"order": 3, "form": "x0"}, lambda n: n),
+    "ipndm_3": ("ipndm", {"order": 3}, lambda n: n),
+    "ipndm": ("ipndm", {"order": 4}, lambda n: n),
     "dpmpp_2m_sde": ("dpmpp_2m_sde", {}, lambda n: n),
     "ddpm": ("ddpm", {}, lambda n: n),
     "euler_maruyama": ("euler_maruyama", {}, lambda n: n),
     "pc": ("predictor_corrector", {"snr": 0.05}, lambda n: 2 * n - 1),
 }
 STOCHASTIC = {"dpmpp_2m_sde", "ddpm", "euler_maruyama", "pc"}
+# samplers whose grid (and order) is searched per budget on a calibration batch (sciffusion.grids)
+OPTIMISED = {"ipndm": (3, 4), "unipc": (2, 3)}
+CALIBRATION = 1000  # starting points of the calibration batch, drawn apart from the measured ones
+SEARCH_NFE = 3000  # sampler evaluations times NFE per order of a grid search: 300 runs at NFE 10, 60 at NFE 50-100
+
+
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def steps_for(nfe_of: Callable[[int], int], budget: int) -> int:
@@ -75,61 +94,6 @@ def exact_start(target: GaussianMixture, n: int, seed: int) -> torch.Tensor:
     return alpha * target.sample(n, g)[0] + sigma * torch.randn(n, target.dim, generator=g, dtype=F64)
 
 
-# ---------------------------------------------------------------- diffusers, driven by the exact denoiser
-def diffusers_schedulers() -> dict[str, Callable[[], object]]:
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
-                           HeunDiscreteScheduler, UniPCMultistepScheduler)
-
-    def make(cls, **config):
-        def build():
-            sched = cls(num_train_timesteps=N_TRAIN, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", **config)
-            sched.alphas_cumprod = PROCESS.alpha_sq(torch.arange(1, N_TRAIN + 1, dtype=F64) / N_TRAIN)
-            return sched
-        return build
-
-    return {
-        "DDIM": make(DDIMScheduler, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing"),
-        "Euler": make(EulerDiscreteScheduler, timestep_spacing="trailing"),
-        "Euler karras": make(EulerDiscreteScheduler, use_karras_sigmas=True),
-        "Heun": make(HeunDiscreteScheduler, timestep_spacing="trailing"),
-        "Heun karras": make(HeunDiscreteScheduler, use_karras_sigmas=True),
-        "DPM++2M": make(DPMSolverMultistepScheduler, timestep_spacing="trailing"),
-        "DPM++2M karras": make(DPMSolverMultistepScheduler, use_karras_sigmas=True),
-        "UniPC": make(UniPCMultistepScheduler, timestep_spacing="trailing"),
-        "UniPC karras": make(UniPCMultistepScheduler, use_karras_sigmas=True),
-    }
-
-
-def run_diffusers(build, nfe: int, target: GaussianMixture, x_vp: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Run a diffusers scheduler with an eps model that is exact at the scheduler's own noise level."""
-    sched = build()
-    heun = type(sched).__name__.startswith("Heun")
-    sched.set_timesteps((nfe + 1) // 2 if heun else nfe)
-    has_sigmas = hasattr(sched, "sigmas") and not type(sched).__name__.startswith("DDIM")
-    ve_view = type(sched).__name__.startswith(("Euler", "Heun"))
-    denoiser = target.denoiser(PROCESS)
-    calls = 0
-
-    def eps_model(model_in: torch.Tensor, k) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        if has_sigmas:
-            sigma = float(sched.sigmas[sched.step_index or 0])
-            t = float(PROCESS.t_from_scaled_sigma(torch.tensor(sigma, dtype=F64)))
-        else:
-            t = (float(k) + 1) / N_TRAIN
-        alpha, sigma_t = alpha_sigma(t)
-        x0_hat = denoiser(model_in, torch.full((len(model_in),), t, dtype=F64))
-        return (model_in - alpha * x0_hat) / sigma_t
-
-    # every scheduler here starts at k = 999 (t = 1); the VE-view ones hold x / alpha
-    sample = x_vp / alpha_sigma(1.0)[0] if ve_view else x_vp
-    for k in sched.timesteps:
-        model_in = sched.scale_model_input(sample, k)
-        sample = sched.step(eps_model(model_in, k), k, sample).prev_sample.to(F64)
-    return sample, calls
-
-
 # ---------------------------------------------------------------- metrics
 def sliced_w2(a: torch.Tensor, b: torch.Tensor, projections: torch.Tensor) -> float:
     pa, pb = (a @ projections).sort(0).values, (b @ projections).sort(0).values
@@ -145,10 +109,12 @@ def gaussian_kl(mean: torch.Tensor, cov: torch.Tensor, target: GaussianMixture) 
                         + torch.logdet(c0) - torch.logdet(cov)))
 
 
-def pushed_gaussian(run: Callable[[torch.Tensor], torch.Tensor], target: GaussianMixture) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact output mean and covariance of a deterministic sampler ``run`` (affine for this target)."""
+def pushed_gaussian(run: Callable[[torch.Tensor], torch.Tensor], target: GaussianMixture,
+                    rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact output mean and covariance of a deterministic sampler ``run`` (affine for this target),
+    from its outputs on ``rows`` = [0, sigma e_1, ..., sigma e_D] at t = 1 (one tensor, so that a
+    peer's exact transport of them is computed once)."""
     alpha, sigma = alpha_sigma(1.0)
-    rows = torch.cat([torch.zeros(1, target.dim, dtype=F64), sigma * torch.eye(target.dim, dtype=F64)])
     out = run(rows)
     b, m_t = out[0], (out[1:] - out[0]) / sigma
     mu = alpha * target.mean()
@@ -166,13 +132,92 @@ def ours_run(name: str, grid: str, nfe: int, target: GaussianMixture, x: torch.T
     return out, counted.count
 
 
-def accuracy_table(title: str, error: Callable, stochastic_error: Callable, note: str, *,
-                   stochastic_comparable: bool) -> list[str]:
-    """Rows for our samplers and diffusers' at each NFE budget, and the best of each side. SDE
-    samplers enter the "best" rows only if ``stochastic_error`` measures the same thing as ``error``."""
+def optimised_run(found: OptimisedGrid, target: GaussianMixture, x: torch.Tensor):
+    counted = count_evaluations(target.denoiser(PROCESS))
+    out = SAMPLERS[found.sampler](counted, x, torch.tensor(found.times, dtype=F64), process=PROCESS,
+                                  **found.sampler_options)
+    return out, counted.count
+
+
+_TRANSPORTS: dict[tuple[int, int], Transport] = {}
+
+
+def transport(target: GaussianMixture, x: torch.Tensor) -> Transport:
+    key = (id(target), id(x))
+    if key not in _TRANSPORTS:
+        _TRANSPORTS[key] = Transport(PROCESS, target.denoiser(PROCESS), x)
+    return _TRANSPORTS[key]
+
+
+def peer_rows(error: Callable) -> list[tuple[str, list[tuple[float, int, str]]]]:
+    """For every peer (diffusers scheduler variant, k-diffusion sampler) and budget: its best
+    (error, NFE used, spacing or schedule) over the spacings / schedules it offers."""
     rows = []
-    best_ours = {nfe: math.inf for nfe in NFES}
-    best_peer = {nfe: math.inf for nfe in NFES}
+    for name, (cls, options) in diffusers_peers().items():
+        cells = []
+        for nfe in NFES:
+            best = (math.inf, 0, "-")
+            for spacing, spacing_options in spacings(cls).items():
+                def run(xs, cls=cls, config={**options, **spacing_options}):
+                    target, x = xs
+                    done = run_diffusers(cls, config, nfe, PROCESS, N_TRAIN, target.denoiser(PROCESS), transport(target, x))
+                    if done is None:
+                        raise ValueError("does not run at this budget")
+                    return done
+                try:
+                    value, used = error(run)
+                except (ValueError, IndexError, RuntimeError):
+                    continue
+                if value < best[0]:
+                    best = (value, used, spacing)
+            cells.append(best)
+        rows.append((f"diffusers {name}", cells))
+        progress(f"diffusers {name}")
+    kd = k_diffusion_sampling()
+    if kd is None:
+        print("k-diffusion is not installed: its samplers are left out", file=sys.stderr)
+        return rows
+    schedules = k_diffusion_schedules(kd, SIGMA_MIN, SIGMA_MAX)
+    for name in k_diffusion_peers(kd):
+        cells = []
+        for nfe in NFES:
+            best = (math.inf, 0, "-")
+            for schedule_name, schedule in (schedules.items() if name != "dpm_fast" else [("its own", None)]):
+                def run(xs, name=name, schedule=schedule):
+                    target, x = xs
+                    return run_k_diffusion(kd, name, schedule, nfe, PROCESS, target.denoiser(PROCESS),
+                                           transport(target, x), SIGMA_MIN, SIGMA_MAX)
+                value, used = error(run)
+                if value < best[0]:
+                    best = (value, used, schedule_name)
+            cells.append(best)
+        rows.append((f"k-diffusion {name}", cells))
+        progress(f"k-diffusion {name}")
+    return rows
+
+
+def optimised_grids(target: GaussianMixture, x_cal: torch.Tensor) -> dict[str, dict[int, OptimisedGrid]]:
+    """Per sampler of OPTIMISED and budget, the grid and order searched on the calibration batch."""
+    denoiser = target.denoiser(PROCESS)
+    reference = reference_solution(denoiser, x_cal, process=PROCESS, t_start=1.0, sigma_min=SIGMA_MIN)
+    found: dict[str, dict[int, OptimisedGrid]] = {}
+    for name, orders in OPTIMISED.items():
+        for nfe in NFES:
+            found.setdefault(name, {})[nfe] = optimise_grid(
+                denoiser, x_cal, process=PROCESS, steps=nfe, sampler=name, orders=orders, t_start=1.0,
+                sigma_min=SIGMA_MIN, reference=reference, evaluations=min(300, max(60, SEARCH_NFE // nfe)))
+            progress(f"searched a grid for {name} at NFE {nfe}")
+    return found
+
+
+def accuracy_table(title: str, error: Callable, stochastic_error: Callable, note: str, *,
+                   stochastic_comparable: bool, x_cal: torch.Tensor, target: GaussianMixture) -> list[str]:
+    """Rows for our samplers (fixed grids, then searched grids) and the peers' best spacing at each
+    NFE budget, and the best of each side. SDE samplers enter the "best" rows only if
+    ``stochastic_error`` measures the same thing as ``error``."""
+    rows = []
+    best_ours = {nfe: (math.inf, "") for nfe in NFES}
+    best_peer = {nfe: (math.inf, "") for nfe in NFES}
     for name in OURS:
         stochastic = name in STOCHASTIC
         # one grid for the SDE samplers, which are slow to measure and far from the best anyway
@@ -181,21 +226,32 @@ def accuracy_table(title: str, error: Callable, stochastic_error: Callable, note
             for nfe in NFES:
                 value, used = (stochastic_error if stochastic else error)(lambda x: ours_run(name, grid, nfe, *x))
                 cells.append(f"{value:.3g} ({used})")
-                if stochastic_comparable or not stochastic:
-                    best_ours[nfe] = min(best_ours[nfe], value)
+                if (stochastic_comparable or not stochastic) and value < best_ours[nfe][0]:
+                    best_ours[nfe] = (value, f"{name} [{grid}]")
+            progress(f"ours {name} [{grid}]")
             mark = "" if stochastic_comparable or not stochastic else " *"
             rows.append(f"| ours {name} [{grid}]{mark} | " + " | ".join(cells) + " |")
-    for name, build in diffusers_schedulers().items():
+    for name, by_nfe in optimised_grids(target, x_cal).items():
         cells = []
         for nfe in NFES:
-            value, used = error(lambda x: run_diffusers(build, nfe, *x))
-            cells.append(f"{value:.3g} ({used})")
-            best_peer[nfe] = min(best_peer[nfe], value)
-        rows.append(f"| diffusers {name} | " + " | ".join(cells) + " |")
+            found = by_nfe[nfe]
+            value, used = error(lambda x: optimised_run(found, *x))
+            order = found.sampler_options.get("order")
+            cells.append(f"{value:.3g} ({used}, order {order})")
+            if value < best_ours[nfe][0]:
+                best_ours[nfe] = (value, f"{name} [optimised, order {order}]")
+        rows.append(f"| ours {name} [optimised] | " + " | ".join(cells) + " |")
+    for label, cells in peer_rows(error):
+        rows.append(f"| {label} | " + " | ".join(f"{v:.3g} ({u}, {sp})" if math.isfinite(v) else "-"
+                                                  for v, u, sp in cells) + " |")
+        for nfe, (value, _, spacing) in zip(NFES, cells):
+            if value < best_peer[nfe][0]:
+                best_peer[nfe] = (value, f"{label} [{spacing}]")
     head = [f"### {title}", "", note, "", "| sampler | " + " | ".join(f"NFE {n}" for n in NFES) + " |",
             "|---|" + "---|" * len(NFES)]
-    best = ["| **best ours** | " + " | ".join(f"**{best_ours[n]:.3g}**" for n in NFES) + " |",
-            "| **best diffusers** | " + " | ".join(f"**{best_peer[n]:.3g}**" for n in NFES) + " |"]
+    best = ["| **best ours** | " + " | ".join(f"**{best_ours[n][0]:.3g}** {best_ours[n][1]}" for n in NFES) + " |",
+            "| **best peer** | " + " | ".join(f"**{best_peer[n][0]:.3g}** {best_peer[n][1]}" for n in NFES) + " |",
+            "| **ours / peer** | " + " | ".join(f"**{best_ours[n][0] / best_peer[n][0]:.2f}**" for n in NFES) + " |"]
     return head + rows + best + [""]
 
 
@@ -228,12 +284,15 @@ def mixture_table() -> list[str]:
             f"DPM-Solver++(2M) at 4000 steps, {map_error:.1e} from its 2000-step solution). "
             f"* SDE samplers: sliced W2 to {n} exact samples, whose Monte Carlo floor (two exact sample "
             f"sets) is {floor:.3f}; not comparable with the other rows, left out of the best.")
-    return accuracy_table("(a) 2-D Gaussian mixture", pathwise, sliced, note, stochastic_comparable=False)
+    return accuracy_table("(a) 2-D Gaussian mixture", pathwise, sliced, note, stochastic_comparable=False,
+                          x_cal=exact_start(target, CALIBRATION, seed=11), target=target)
 
 
 def gaussian_table() -> list[str]:
     target = random_gaussian(64)
     x_mc = exact_start(target, 4_000, seed=0)
+    alpha, sigma = alpha_sigma(1.0)
+    rows = torch.cat([torch.zeros(1, target.dim, dtype=F64), sigma * torch.eye(target.dim, dtype=F64)])
 
     def exact_error(run):
         used = []
@@ -243,7 +302,7 @@ def gaussian_table() -> list[str]:
             used.append(count)
             return out
 
-        mean, cov = pushed_gaussian(through, target)
+        mean, cov = pushed_gaussian(through, target, rows)
         return gaussian_kl(mean, cov, target), used[0]
 
     def mc_error(run):
@@ -252,7 +311,8 @@ def gaussian_table() -> list[str]:
 
     note = ("Exact KL(output || target) for deterministic samplers; stochastic ones: KL of a Gaussian "
             "fitted to 4 000 samples (Monte Carlo floor ~D(D+1)/(4n) = 0.26).")
-    return accuracy_table("(b) 64-D Gaussian", exact_error, mc_error, note, stochastic_comparable=True)
+    return accuracy_table("(b) 64-D Gaussian", exact_error, mc_error, note, stochastic_comparable=True,
+                          x_cal=exact_start(target, CALIBRATION, seed=11), target=target)
 
 
 def overhead_table() -> list[str]:
