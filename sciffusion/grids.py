@@ -37,7 +37,8 @@ _F64 = torch.float64
 @dataclass(frozen=True)
 class OptimisedGrid:
     """A searched grid and what it was searched for; ``error`` is its RMS discrepancy to the
-    reference on the calibration batch, ``fixed_errors`` those of the fixed grids it started from."""
+    reference on the calibration batch, ``fixed_errors`` those of the fixed grids it started from,
+    ``evaluations`` the sampler runs the search made."""
 
     times: list[float]
     sampler: str
@@ -117,8 +118,9 @@ def optimise_grid(denoiser: Denoiser, x: Tensor, *, process: NoiseProcess, steps
     floor = float(process.scaled_sigma(torch.tensor(0.0, dtype=_F64)))
     u_floor = math.log(floor) + 1e-6 if floor > 0 else -math.inf
     fixed = _fixed_grids(process, steps, t_start, sigma_min)
-    best: OptimisedGrid | None = None
+    best: tuple[float, Tensor, dict[str, Any]] | None = None  # (error, times, sampler options)
     fixed_errors: dict[str, float] = {}
+    runs = 0
     for order in orders or (None,):
         options = dict(sampler_options or {}, **({} if order is None else {"order": order}))
         run = _objective(SAMPLERS[sampler], denoiser, x, reference, process, space, cond, options)
@@ -128,12 +130,11 @@ def optimise_grid(denoiser: Denoiser, x: Tensor, *, process: NoiseProcess, steps
             fixed_errors[name + ("" if order is None else f" order {order}")] = starts[name]
         start = min(starts, key=starts.get)
         ts, error, used = _pattern_search(run, fixed[start], starts[start], process, u_floor, evaluations)
-        if best is None or error < best.error:
-            best = OptimisedGrid(ts.tolist(), sampler, options, error, evaluations=used)
-        else:
-            best = OptimisedGrid(best.times, sampler, best.sampler_options, best.error, evaluations=best.evaluations + used)
-    return OptimisedGrid(best.times, sampler, best.sampler_options, best.error, fixed_errors,
-                         best.evaluations + len(fixed) * len(orders or (None,)))
+        runs += len(fixed) + used
+        if best is None or error < best[0]:
+            best = (error, ts, options)
+    error, ts, options = best
+    return OptimisedGrid(ts.tolist(), sampler, options, error, fixed_errors, runs)
 
 
 def _objective(run_sampler: Callable[..., Tensor], denoiser: Denoiser, x: Tensor, reference: Tensor,
