@@ -188,8 +188,8 @@ def baseline_scores(sst, *, train: slice, test: slice, leads: Sequence[int] = ra
     - damped anomaly persistence and the LIM (``modes`` EOFs; 15 had the lowest mean CRPS over leads
       1-6 on HadISST's 2013-2016 validation years among 5-40) of :mod:`.baselines`, as ``members``
       members drawn from their Gaussian forecasts (scored like a model's ensemble of that size), plus
-      ``crps_gaussian`` and ``rmse_gaussian``: the closed-form CRPS and the RMSE of the exact mean,
-      the infinite-ensemble limits.
+      ``crps_gaussian``, ``rmse_gaussian`` and ``nino34_corr_gaussian``: the closed-form CRPS and the
+      RMSE and Nino 3.4 correlation of the exact mean, the infinite-ensemble limits.
 
     Every lead is scored on the same initial times: those in ``test`` from which the longest lead
     still lands inside the data.
@@ -243,8 +243,10 @@ def baseline_scores(sst, *, train: slice, test: slice, leads: Sequence[int] = ra
         for name, model in gaussians.items():
             f = model.forecast(initial, lead=lead)
             pointwise = crps_gaussian(clim_t + f.mean, f.std, truth)
+            predicted, observed = index(f.mean), index(truth - clim_t)
             _append(out[name], {"crps_gaussian": float(area_mean(pointwise, lat=lat)),
-                                "rmse_gaussian": float(rmse(clim_t + f.mean, truth, lat=lat))})
+                                "rmse_gaussian": float(rmse(clim_t + f.mean, truth, lat=lat)),
+                                "nino34_corr_gaussian": float(np.corrcoef(predicted, observed)[0, 1])})
     return out
 
 

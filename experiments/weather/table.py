@@ -7,7 +7,7 @@ FORECASTS = ("model", "persistence", "anomaly_persistence", "climatology", "damp
 #: The probabilistic baselines the issue's skill goal compares against (fair CRPS).
 REFERENCES = ("climatology", "damped_persistence", "lim")
 METRICS = ("crps_fair", "crps", "crps_gaussian", "rmse", "rmse_gaussian", "spread_skill", "acc", "nino34_corr",
-           "nino34_rmse")
+           "nino34_corr_gaussian", "nino34_rmse")
 
 
 def row(name: str, values: list) -> str:

@@ -183,3 +183,7 @@ def test_baselines_on_the_hadisst_test_period():
         np.testing.assert_allclose(method["crps_fair"], method["crps_gaussian"], rtol=0.03)
         assert all(f < c for f, c in zip(method["crps_fair"], clim["crps_fair"]))
     assert all(d < a for d, a in zip(damped["rmse_gaussian"], anomaly["rmse"])), "damping an anomaly helps"
+    # a damped anomaly's index is nearly proportional to the persisted one (the damping varies little
+    # across the Nino 3.4 box), so their correlations nearly agree
+    assert damped["nino34_corr_gaussian"][0] == pytest.approx(anomaly["nino34_corr"][0], abs=0.02)
+    assert lim["nino34_corr_gaussian"][5] > anomaly["nino34_corr"][5] + 0.2
