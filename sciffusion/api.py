@@ -73,6 +73,9 @@ class Model:
         from .progress import SamplingProgress
         from .training import SamplingOptions, generate
 
+        from .cli import checks
+
+        checks.sampler_fits(settings.sampler, self.config)
         denoiser = self.guided(settings.guidance)
         with SamplingProgress(num_samples, batch_size, settings.steps, enabled=progress) as bar:
             options = SamplingOptions(sampler=settings.sampler, steps=settings.steps, grid=settings.grid,

@@ -119,3 +119,12 @@ def test_errors_reach_the_user_as_one_line(plain_toy, tmp_path):
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "guidance=inpaint" in out.stderr and "images" in out.stderr and "guidance.input" not in out.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_consistency_sampler_needs_a_consistency_model():
+    """sampler=consistency on an ordinary denoiser would blur every sample: refused, in the CLI's and
+    Python's shared check."""
+    with pytest.raises(ValueError, match="sampler=consistency needs a consistency model"):
+        checks.sampler_fits("consistency", {"parameterization": {"_target_": "sciffusion.parameterization.EDMPrecond"}})
+    checks.sampler_fits("consistency", {"parameterization": {"_target_": "sciffusion.distill.ConsistencyPrecond"}})
+    checks.sampler_fits("heun", {"parameterization": {"_target_": "sciffusion.parameterization.EDMPrecond"}})

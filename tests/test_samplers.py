@@ -39,6 +39,11 @@ def _grid(process, name: str):
     return uniform_log_snr(process, steps, sigma_min=0.02)
 
 
+# Every sampler of a diffusion/flow denoiser; the consistency sampler is only right for a consistency
+# model (its own tests are in test_distillation.py).
+DIFFUSION_SAMPLERS = [name for name in SAMPLERS if name != "consistency"]
+
+
 def _run(name: str, process, target: GaussianMixture, x, generator=None):
     return SAMPLERS[name](target.denoiser(process), x, _grid(process, name), process=process,
                           generator=generator, **OPTIONS.get(name, {}))
@@ -108,7 +113,7 @@ def test_stochastic_samplers_reproduce_a_gaussian(name, process_name):
 
 
 @pytest.mark.parametrize("process_name", PROCESSES)
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", DIFFUSION_SAMPLERS)
 def test_samplers_reproduce_a_gaussian_mixture(name, process_name):
     """2000 samples of the three-mode 2-D mixture (weights 0.5, 0.3, 0.2): Monte Carlo error of a
     mode weight is at most sqrt(0.25 / 2000) = 0.011 and about 0.02 on the moments; tolerances
@@ -187,7 +192,7 @@ def _graph_denoiser(variance: float, process):
     return denoise
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", DIFFUSION_SAMPLERS)
 def test_graph_samples_stay_in_the_zero_mean_subspace(name):
     process = PROCESSES["vp_linear"]
     space = GraphSpace(torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2]), 3, zero_mean=(0, 1, 2))
@@ -202,7 +207,7 @@ def test_graph_samples_stay_in_the_zero_mean_subspace(name):
     assert space.mean(out)[:, 3].abs().min() > 0.1  # the free column is not centred
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", DIFFUSION_SAMPLERS)
 @pytest.mark.parametrize("ts, problem", [([0.8, 0.4, 0.1], "end at t = 0"), ([0.4, 0.8, 0.0], "decrease"),
                                          ([0.0], "two times")])
 def test_bad_grids_are_rejected_clearly(name, ts, problem):
@@ -211,7 +216,7 @@ def test_bad_grids_are_rejected_clearly(name, ts, problem):
         SAMPLERS[name](MIXTURE.denoiser(process), torch.zeros(4, 2, dtype=F64), ts, process=process)
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", DIFFUSION_SAMPLERS)
 def test_sampler_contract(name):
     """t reaches the denoiser as a [B] tensor in x's dtype, cond is passed through, the callback
     sees every step in order and its last state is the output, and the NFE count is as documented."""
@@ -239,7 +244,7 @@ def test_sampler_contract(name):
         assert counted.count == expected_nfe.get(name, steps)
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", DIFFUSION_SAMPLERS)
 def test_a_denoiser_may_use_autograd_inside_sampling(name):
     """A guidance-style denoiser turns gradients on and differentiates log p_t; its x0_hat from
     Tweedie's formula x0_hat = (x + sigma^2 grad log p_t) / alpha equals the exact denoiser's."""

@@ -130,8 +130,19 @@ def guidance_options_known(guidance: dict[str, Any] | None) -> None:
                          f"{guidance['_target_']}; its options are {', '.join(options) or 'none'}")
 
 
+def sampler_fits(sampler: str | None, config: dict[str, Any]) -> None:
+    """``sampler=consistency`` jumps to the model's x0 estimate and renoises: right for a consistency
+    model, wrong (blurred, mode-averaged samples) for a denoiser trained any other way."""
+    target = str((config.get("parameterization") or {}).get("_target_", ""))
+    if sampler == "consistency" and not target.endswith("ConsistencyPrecond"):
+        raise ValueError("sampler=consistency needs a consistency model (a checkpoint trained with "
+                         "loss=distill_consistency or loss=distill_consistency_training); this checkpoint's "
+                         f"parameterization is {target or 'unknown'}: choose another sampler (e.g. sampler=heun)")
+
+
 def check_sampling(opts: dict[str, Any], config: dict[str, Any], domain: Domain) -> None:
     """All of the above, before any guidance is built or any sample drawn."""
+    sampler_fits(opts.get("sampler"), config)
     no_domain_overrides(opts, config)
     guidance_fits(opts.get("guidance"), config["domain"]["name"])
     guidance_options_known(opts.get("guidance"))

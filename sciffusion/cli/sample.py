@@ -35,7 +35,7 @@ def draw(opts: dict[str, Any]) -> tuple[Domain, list[Any]]:
     chosen = model.settings(sampler=opts["sampler"], steps=opts["steps"], grid=opts["grid"],
                             guidance=opts.get("guidance"), sampler_options=opts["sampler_options"] or None,
                             grid_options=opts["grid_options"] or None)
-    checks.check_sampling({**opts, "guidance": chosen.guidance}, model.config, model.domain)
+    checks.check_sampling({**opts, "sampler": chosen.sampler, "guidance": chosen.guidance}, model.config, model.domain)
     device = distributed.pick_device(opts["device"])
     distributed.setup(device)
     model.to(device)

@@ -7,18 +7,14 @@ sampled by ``sciffusion-sample`` like any other checkpoint:
     ConsistencyTrainingLoss       Geng et al. 2024 (ECT)    sampler=consistency steps=1..4
     ReflowLoss                    Liu et al. 2023           sampler=euler grid=uniform_t steps=1..4
 
-Importing this package adds the ``consistency`` sampler to ``sciffusion.samplers.SAMPLERS``; a
-checkpoint trained with one of these losses imports it when it is built (its config names them).
+The ``consistency`` sampler is registered in ``sciffusion.samplers.SAMPLERS`` by the samplers package.
 """
 from __future__ import annotations
 
-from ..samplers import SAMPLERS
 from .consistency import ConsistencyDistillationLoss, ConsistencyPrecond, ConsistencyTrainingLoss, sample_consistency
 from .progressive import ProgressiveDistillationLoss
 from .reflow import ReflowLoss
 from .teacher import Teacher, ode_step
-
-SAMPLERS.setdefault("consistency", sample_consistency)
 
 __all__ = ["ConsistencyDistillationLoss", "ConsistencyPrecond", "ConsistencyTrainingLoss", "ProgressiveDistillationLoss",
            "ReflowLoss", "Teacher", "ode_step", "sample_consistency"]

@@ -39,6 +39,12 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "ode": ode,
 }
 
+# The consistency models' multistep sampler lives with their training (sciffusion.distill); it needs
+# SAMPLERS to exist, so it is imported after it.
+from ..distill.consistency import sample_consistency as consistency  # noqa: E402
+
+SAMPLERS["consistency"] = consistency
+
 
 def sample(name: str, denoiser: Denoiser, x: Tensor | dict[str, Tensor], ts: Tensor, **kwargs):
     """Run the sampler called ``name`` (a key of ``SAMPLERS``) with keyword options ``kwargs``; a
