@@ -75,6 +75,7 @@ class Model:
 
         from .cli import checks
 
+        checks.not_a_residual_model(self.config)
         checks.sampler_fits(settings.sampler, self.config)
         denoiser = self.guided(settings.guidance)
         with SamplingProgress(num_samples, batch_size, settings.steps, enabled=progress) as bar:

@@ -128,3 +128,9 @@ def test_the_consistency_sampler_needs_a_consistency_model():
         checks.sampler_fits("consistency", {"parameterization": {"_target_": "sciffusion.parameterization.EDMPrecond"}})
     checks.sampler_fits("consistency", {"parameterization": {"_target_": "sciffusion.distill.ConsistencyPrecond"}})
     checks.sampler_fits("heun", {"parameterization": {"_target_": "sciffusion.parameterization.EDMPrecond"}})
+
+
+def test_a_residual_model_is_not_sampled_as_if_it_modelled_the_fields():
+    with pytest.raises(ValueError, match="sciffusion_domains.weather.forecast"):
+        checks.not_a_residual_model({"residual": {"predictor": "lim", "modes": 15}})
+    checks.not_a_residual_model({"loss": {}})

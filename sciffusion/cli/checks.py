@@ -140,8 +140,20 @@ def sampler_fits(sampler: str | None, config: dict[str, Any]) -> None:
                          f"parameterization is {target or 'unknown'}: choose another sampler (e.g. sampler=heun)")
 
 
+def not_a_residual_model(config: dict[str, Any]) -> None:
+    """A model of the residual of a predictor's mean (``sciffusion.residual``) samples only residuals
+    unless the tool that knows the predictor adds the mean back."""
+    residual = config.get("residual")
+    if residual:
+        tool = "python -m sciffusion_domains.weather.forecast checkpoint=..." if residual.get("predictor") == "lim" \
+            else "sciffusion.residual.ResidualDenoiser with its predictor"
+        raise ValueError(f"this checkpoint models the residual of the {residual.get('predictor')!r} predictor's mean; "
+                         f"plain sampling would give residuals, not fields: sample it with {tool}")
+
+
 def check_sampling(opts: dict[str, Any], config: dict[str, Any], domain: Domain) -> None:
     """All of the above, before any guidance is built or any sample drawn."""
+    not_a_residual_model(config)
     sampler_fits(opts.get("sampler"), config)
     no_domain_overrides(opts, config)
     guidance_fits(opts.get("guidance"), config["domain"]["name"])
