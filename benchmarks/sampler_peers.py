@@ -64,6 +64,7 @@ class Transport:
 
     def __call__(self, t0: float) -> torch.Tensor:
         from sciffusion.samplers import unipc
+        from sciffusion.space import DenseSpace
 
         if t0 >= 1.0 - 1e-12:
             return self.x
@@ -74,7 +75,7 @@ class Transport:
             ts[0], ts[-2] = 1.0, t0
             states = {}
             unipc(self.denoiser, self.x, ts, process=self.process, order=3, corrector=False,
-                  callback=lambda info: states.update({info["i"]: info["x"]}))
+                  callback=lambda info: states.update({info["i"]: info["x"]}), space=DenseSpace())
             self.cache[t0] = states[len(ts) - 3]
         return self.cache[t0]
 

@@ -36,6 +36,7 @@ from sampler_peers import (Transport, diffusers_peers, k_diffusion_peers, k_diff
 from sciffusion.grids import OptimisedGrid, optimise_grid, reference_solution
 from sciffusion.processes import DiscreteVP
 from sciffusion.samplers import SAMPLERS, count_evaluations
+from sciffusion.space import DenseSpace
 from sciffusion.testing import GaussianMixture, gaussian_mixture_2d, random_gaussian
 from sciffusion.timesteps import karras, uniform_log_snr, uniform_t
 
@@ -128,14 +129,16 @@ def ours_run(name: str, grid: str, nfe: int, target: GaussianMixture, x: torch.T
     counted = count_evaluations(target.denoiser(PROCESS))
     ts = GRIDS[grid](steps_for(nfe_of, nfe))
     ts[0] = 1.0  # both grids start at the top noise level, where the start state lives
-    out = SAMPLERS[sampler](counted, x, ts, process=PROCESS, generator=torch.Generator().manual_seed(7), **options)
+    out = SAMPLERS[sampler](counted, x, ts, process=PROCESS,
+                            space=DenseSpace(), generator=torch.Generator().manual_seed(7),
+                            **options)
     return out, counted.count
 
 
 def optimised_run(found: OptimisedGrid, target: GaussianMixture, x: torch.Tensor):
     counted = count_evaluations(target.denoiser(PROCESS))
     out = SAMPLERS[found.sampler](counted, x, torch.tensor(found.times, dtype=F64), process=PROCESS,
-                                  **found.sampler_options)
+                                  space=DenseSpace(), **found.sampler_options)
     return out, counted.count
 
 
@@ -200,13 +203,15 @@ def optimised_grids(target: GaussianMixture, x_cal: torch.Tensor, sigma_min: flo
     """Per sampler of OPTIMISED and budget, the grid and order searched on the calibration batch
     against the probability-flow solution down to ``sigma_min`` (where the table's metric stops)."""
     denoiser = target.denoiser(PROCESS)
-    reference = reference_solution(denoiser, x_cal, process=PROCESS, t_start=1.0, sigma_min=sigma_min)
+    reference = reference_solution(denoiser, x_cal, process=PROCESS, t_start=1.0, sigma_min=sigma_min,
+                                   space=DenseSpace())
     found: dict[str, dict[int, OptimisedGrid]] = {}
     for name, (options, orders) in OPTIMISED.items():
         for nfe in NFES:
             found.setdefault(name, {})[nfe] = optimise_grid(
                 denoiser, x_cal, process=PROCESS, steps=nfe, sampler=name, sampler_options=options, orders=orders,
-                t_start=1.0, sigma_min=sigma_min, reference=reference, evaluations=min(300, max(60, SEARCH_NFE // nfe)))
+                t_start=1.0, sigma_min=sigma_min, reference=reference, evaluations=min(300, max(60, SEARCH_NFE // nfe)),
+                space=DenseSpace())
             progress(f"searched a grid for {name} at NFE {nfe}")
     return found
 
@@ -265,7 +270,8 @@ def mixture_table() -> list[str]:
     n = 4_000
     x = exact_start(target, n, seed=0)
     # the exact map, to within the printed self-check: DPM-Solver++(2M) at 4000 and 2000 steps
-    exact_map, coarser = (SAMPLERS["dpmpp_2m"](target.denoiser(PROCESS), x, GRIDS["logsnr"](steps), process=PROCESS)
+    exact_map, coarser = (SAMPLERS["dpmpp_2m"](target.denoiser(PROCESS), x, GRIDS["logsnr"](steps), process=PROCESS,
+                                               space=DenseSpace())
                           for steps in (4000, 2000))
     map_error = float(((coarser - exact_map) ** 2).sum(1).mean().sqrt())
     reference = target.sample(n, torch.Generator().manual_seed(1))[0]
@@ -350,7 +356,8 @@ def overhead_table() -> list[str]:
     for name, (sampler, options, nfe_of) in OURS.items():
         ts = karras(PROCESS, steps, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX)
         g = torch.Generator().manual_seed(0)
-        total = best_time(lambda: SAMPLERS[sampler](free, x, ts, process=PROCESS, generator=g, **options))
+        total = best_time(lambda: SAMPLERS[sampler](free, x, ts, process=PROCESS, space=DenseSpace(), generator=g,
+                                                    **options))
         nfe = nfe_of(steps)
         rows.append(f"| {name} | {nfe} | {total / steps * 1e3:.3f} | {total / nfe / forward:.1%} |")
     return ["### (c) Time outside the network", ""] + rows + [""]

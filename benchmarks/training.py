@@ -22,6 +22,7 @@ import torch
 from sciffusion.losses import DiffusionLoss
 from sciffusion.parameterization import ModelDenoiser
 from sciffusion.processes import make_process
+from sciffusion.space import DenseSpace
 from sciffusion.training import Trainer, TrainOptions, seed_everything
 from sciffusion_domains.toy import ToyDomain
 
@@ -44,7 +45,7 @@ def bare_loop(domain: ToyDomain, hidden: int, depth: int, batch: int, steps: int
     start = time.perf_counter()
     for _ in range(steps):
         x = data[torch.randint(len(data), (batch,))]
-        loss = loss_fn(model, x).mean()
+        loss = loss_fn(model, x, space=DenseSpace()).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .parameterization import Cond
-from .space import Space, as_space
+from .space import Space, require_space
 from .state import State, state_to
 
 
@@ -55,7 +55,7 @@ class Batch:
 
 def space_to(space: Space, device: torch.device | str) -> Space:
     """The same space with its tensors (mask, weights, batch) on ``device``: ``Space.to``."""
-    return as_space(space).to(device)
+    return require_space(space, "space_to").to(device)
 
 
 def check_condition_request(domain: "Domain", request: dict[str, Any]) -> None:

@@ -11,7 +11,8 @@ fixed grids (Karras, uniform in log-SNR, uniform in t) and, for samplers with an
 repeats for each order asked for. The result goes into a checkpoint's ``sampling_defaults`` as
 ``grid: optimised`` with the times per budget in ``grid_options``, which ``timesteps.optimised`` reads::
 
-    found = optimise_grid(denoiser, x_cal, process=process, steps=10, sampler="unipc", orders=(2, 3))
+    found = optimise_grid(denoiser, x_cal, process=process, steps=10, sampler="unipc", orders=(2, 3),
+                          space=DenseSpace())   # the calibration batch's space
     model.sampling_defaults = found.store(model.sampling_defaults)   # then model.save_pretrained(folder)
 
 or, for a loaded model, ``optimise_model_grid(model, 10, orders=(2, 3))``, which draws the calibration
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from .parameterization import Cond, Denoiser
 from .processes import NoiseProcess
-from .space import Space, as_space
+from .space import Space, require_space
 from .timesteps import custom, karras, uniform_log_snr, uniform_t
 
 _F64 = torch.float64
@@ -73,7 +74,7 @@ def reference_solution(denoiser: Denoiser, x: Tensor, *, process: NoiseProcess, 
     from .samplers import unipc
 
     return unipc(denoiser, x, _fixed_grids(process, steps, t_start, sigma_min)["uniform_log_snr"], process=process,
-                 space=space, cond=cond, order=3)
+                 space=require_space(space, "reference_solution"), cond=cond, order=3)
 
 
 def _fixed_grids(process: NoiseProcess, steps: int, t_start: float, sigma_min: float) -> dict[str, Tensor]:
@@ -107,7 +108,7 @@ def optimise_grid(denoiser: Denoiser, x: Tensor, *, process: NoiseProcess, steps
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
     if not isinstance(steps, int) or steps < 2:
         raise ValueError(f"an optimised grid needs steps >= 2 (one step has no free time), got {steps!r}")
-    space = as_space(space)
+    space = require_space(space, "optimise_grid")
     t_start = process.t_max if t_start is None else float(t_start)
     if not math.isfinite(float(process.scaled_sigma(torch.tensor(t_start, dtype=_F64)))):
         # pure noise there (the linear interpolant at t = 1): start at scaled sigma 80, as the fixed grids do

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .parameterization import Cond, Denoiser, velocity_from_denoised
 from .processes import NoiseProcess
-from .space import Space, as_space
+from .space import Space, require_space
 
 TRACES = ("hutchinson", "exact")
 PROBES = ("rademacher", "gaussian")
@@ -130,7 +130,7 @@ def log_likelihood(denoiser: Denoiser, x0: Tensor, *, process: NoiseProcess, spa
         raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}; t_min = 0 makes the ODE singular")
     if trace == "hutchinson" and num_probes < 1:
         raise ValueError(f"num_probes must be at least 1, got {num_probes}")
-    space, cond = as_space(space), cond or {}
+    space, cond = require_space(space, "log_likelihood"), cond or {}
     x = space.project(x0.detach())
     batch, dims = space.batch_size(x), space.dims(x)
     probes = (exact_probes(x, space) if trace == "exact"

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .parameterization import Coefficients, Cond, edm_loss_weight
 from .processes import NoiseProcess
-from .space import Space, as_space
+from .space import Space, require_space
 
 DROP = "drop"  # cond[DROP] ([B] bool): these samples' conditions are dropped (classifier-free guidance)
 SELF_COND = "self_cond"  # cond[SELF_COND]: the previous x0 estimate, for self-conditioning (Chen et al. 2022)
@@ -139,7 +139,7 @@ class DiffusionLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         batch = space.batch_size(x0)
         if t is None:
             t = self.sample_time(batch, generator)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .processes import NoiseProcess
-from .space import Space, as_space
+from .space import Space, require_space
 
 Cond = dict[str, Tensor]
 
@@ -189,10 +189,10 @@ class ModelDenoiser(nn.Module):
     def predict(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         """The network's raw prediction of its own target."""
         t_in = t if self.time_input is None else self.time_input(t)
-        return self.net(x, t_in, as_space(space), cond or {})
+        return self.net(x, t_in, require_space(space, type(self).__name__), cond or {})
 
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         out = self.predict(x, t, space, cond)
         x0_hat, _ = self.target.to_x0_eps(out, x, Coefficients.at(self.process, t, x, space))
         return x0_hat
@@ -223,7 +223,7 @@ class EDMPrecond(nn.Module):
         return c_skip, c_out, c_in, c_noise
 
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         alpha = space.per_sample(self.process.alpha(t), x)
         s = self.process.scaled_sigma(t)
         c_skip, c_out, c_in, c_noise = (space.per_sample(c, x) for c in self.coefficients(s))

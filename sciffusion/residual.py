@@ -27,7 +27,7 @@ from torch import Tensor
 
 from .parameterization import Cond, Denoiser
 from .processes import NoiseProcess
-from .space import Space, as_space
+from .space import Space, require_space
 
 #: Where the residual model finds the predictor's mean among its conditions.
 MEAN = "mean"
@@ -59,7 +59,7 @@ class ResidualLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space, cond = as_space(space), dict(cond or {})
+        space, cond = require_space(space, type(self).__name__), dict(cond or {})
         mean = predict_mean(self.predictor, cond, x0, space)
         return self.loss(model, x0 - mean, space=space, cond={**cond, MEAN: mean}, t=t, generator=generator)
 
@@ -73,7 +73,7 @@ class ResidualDenoiser:
         self.residual, self.predictor, self.process = residual, predictor, process
 
     def __call__(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
-        space, cond = as_space(space), dict(cond or {})
+        space, cond = require_space(space, type(self).__name__), dict(cond or {})
         mean = predict_mean(self.predictor, cond, x, space)
         alpha = space.per_sample(self.process.alpha(torch.as_tensor(t)).to(x), x)
         return mean + self.residual(x - alpha * mean, t, space, {**cond, MEAN: mean})

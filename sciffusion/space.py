@@ -65,23 +65,16 @@ def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def as_space(space: "Space | None") -> "Space":
-    """``space``, checked; ``None`` stands for a ``DenseSpace()`` without mask (plain ``[B, ...]``
-    tensors), the one place where that default lives."""
+def require_space(space: "Space | None", user: str) -> "Space":
+    """``space``, checked: ``user`` (a sampler, loss, denoiser, guidance...) cannot do without it,
+    since it decides which entries and rows belong to which sample, so a missing one is never
+    guessed (not even as ``DenseSpace()``): it is a one-line TypeError naming ``user``."""
     if space is None:
-        return DenseSpace()
+        raise TypeError(f"{user} needs the batch's space, got None; pass space= the batch's space (DenseSpace() "
+                        "for plain [B, ...] tensors, GraphSpace for graphs; samplers pass theirs to the denoiser)")
     if not isinstance(space, Space):
-        raise TypeError(f"{type(space).__name__} is not a sciffusion.space.Space; subclass Space (it provides "
-                        "to(), average() and zero_mean) or use DenseSpace / GraphSpace")
-    return space
-
-
-def require_space(space: "Space", user: str) -> "Space":
-    """``space``, which ``user`` (a guidance, ...) cannot do without: it decides which entries and
-    rows belong to which sample, so it is never guessed from a missing argument."""
-    if not isinstance(space, Space):
-        raise TypeError(f"{user} needs the batch's space, got {space!r}; samplers pass it, and a direct call "
-                        "passes the batch's space (DenseSpace() for plain [B, ...] tensors, GraphSpace for graphs)")
+        raise TypeError(f"{user} got a {type(space).__name__}, which is not a sciffusion.space.Space; subclass "
+                        "Space (it provides to(), average() and zero_mean) or use DenseSpace / GraphSpace")
     return space
 
 

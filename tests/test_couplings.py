@@ -66,7 +66,7 @@ def test_loss_with_a_coupling_runs_and_names_bad_ones():
     loss = DiffusionLoss(LinearInterpolant(), coupling="minibatch_ot")
     model = type("M", (), {"target": __import__("sciffusion").parameterization.get_target("velocity"),
                            "predict": lambda self, x, t, space, cond: torch.zeros_like(x)})()
-    assert loss(model, torch.randn(8, 3), generator=torch.Generator().manual_seed(0)).shape == (8,)
+    assert loss(model, torch.randn(8, 3), generator=torch.Generator().manual_seed(0), space=DenseSpace()).shape == (8,)
     with pytest.raises(ValueError, match="coupling"):
         DiffusionLoss(LinearInterpolant(), coupling="sinkhorn")
 

@@ -11,6 +11,7 @@ import torch
 from sciffusion.processes import EDM, DiscreteVP, LinearInterpolant, VPLinear
 from sciffusion.samplers import SAMPLERS, count_evaluations, ddim, deis, ipndm, prior_sample
 from sciffusion.samplers.deis import exp_poly_weights
+from sciffusion.space import DenseSpace
 from sciffusion.testing import GaussianMixture, gaussian_mixture_2d, random_gaussian
 from sciffusion.timesteps import custom, karras, uniform_log_snr
 
@@ -46,7 +47,7 @@ def _ode_error(sampler, process, steps: int, **options) -> float:
     x = torch.tensor([[1.0], [-2.0], [0.5]], dtype=F64) * spread(ts[0])
     states = {}
     sampler(target.denoiser(process), x, ts, process=process,
-            callback=lambda info: states.update({info["t_next"]: info["x"]}), **options)
+            callback=lambda info: states.update({info["t_next"]: info["x"]}), space=DenseSpace(), **options)
     return float((states[float(ts[-2])] - x * spread(ts[-2]) / spread(ts[0])).abs().max())
 
 
@@ -82,10 +83,13 @@ def test_ipndm_convergence_order(order):
 def test_order_one_is_ddim(sampler, options):
     process = PROCESSES["vp_linear"]
     ts = karras(process, 9)
-    x = prior_sample(process, torch.zeros(8, 2, dtype=F64), generator=torch.Generator().manual_seed(0))
+    x = prior_sample(process, torch.zeros(8, 2, dtype=F64), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
     runs = [[], []]
-    sampler(MIXTURE.denoiser(process), x, ts, process=process, callback=lambda i: runs[0].append(i["x"]), **options)
-    ddim(MIXTURE.denoiser(process), x, ts, process=process, callback=lambda i: runs[1].append(i["x"]))
+    sampler(MIXTURE.denoiser(process), x, ts, process=process, callback=lambda i: runs[0].append(i["x"]),
+            space=DenseSpace(), **options)
+    ddim(MIXTURE.denoiser(process), x, ts, process=process, callback=lambda i: runs[1].append(i["x"]),
+         space=DenseSpace())
     for ours, theirs in zip(*runs):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 
@@ -101,7 +105,7 @@ def test_a_gaussian_is_reproduced(sampler, options, tolerance):
     ts = uniform_log_snr(process, 20, sigma_min=0.02)
     alpha, sigma = float(process.alpha(ts[:1])), float(process.sigma(ts[:1]))
     rows = torch.cat([torch.zeros(1, GAUSSIAN.dim, dtype=F64), sigma * torch.eye(GAUSSIAN.dim, dtype=F64)])
-    out = sampler(GAUSSIAN.denoiser(process), rows, ts, process=process, **options)
+    out = sampler(GAUSSIAN.denoiser(process), rows, ts, process=process, space=DenseSpace(), **options)
     b, m_t = out[0], (out[1:] - out[0]) / sigma
     s = alpha**2 * GAUSSIAN.cov() + sigma**2 * torch.eye(GAUSSIAN.dim, dtype=F64)
     mean, cov = alpha * GAUSSIAN.mean() @ m_t + b, m_t.T @ s @ m_t
@@ -113,17 +117,18 @@ def test_a_gaussian_is_reproduced(sampler, options, tolerance):
 def test_contract_and_options():
     process = PROCESSES["vp_linear"]
     ts = uniform_log_snr(process, 7)
-    x = prior_sample(process, torch.zeros(4, 2, dtype=F64), generator=torch.Generator().manual_seed(0))
+    x = prior_sample(process, torch.zeros(4, 2, dtype=F64), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
     for name, options in (("deis", {"order": 2}), ("deis", {"form": "x0"}), ("ipndm", {"order": 3})):
         counted = count_evaluations(MIXTURE.denoiser(process))
-        SAMPLERS[name](counted, x, ts, process=process, **options)
+        SAMPLERS[name](counted, x, ts, process=process, space=DenseSpace(), **options)
         assert counted.count == 7, (name, options)
     with pytest.raises(ValueError, match="order must be 1, 2 or 3, got 4"):
-        deis(MIXTURE.denoiser(process), x, ts, process=process, order=4)
+        deis(MIXTURE.denoiser(process), x, ts, process=process, order=4, space=DenseSpace())
     with pytest.raises(ValueError, match="form must be one of .*'v'"):
-        deis(MIXTURE.denoiser(process), x, ts, process=process, form="v")
+        deis(MIXTURE.denoiser(process), x, ts, process=process, form="v", space=DenseSpace())
     with pytest.raises(ValueError, match="order must be 1, 2, 3 or 4, got 5"):
-        ipndm(MIXTURE.denoiser(process), x, ts, process=process, order=5)
+        ipndm(MIXTURE.denoiser(process), x, ts, process=process, order=5, space=DenseSpace())
 
 
 # ---------------------------------------------------------------- against diffusers
@@ -164,7 +169,7 @@ def test_deis_multistep_scheduler_is_our_deis(order, steps):
     x = alpha * MIXTURE.sample(8, g)[0] + sigma * torch.randn(8, 2, generator=g, dtype=F64)
     ours = [x]
     deis(MIXTURE.denoiser(DISCRETE), x, ts, process=DISCRETE, order=order,
-         callback=lambda info: ours.append(info["x"]))
+         callback=lambda info: ours.append(info["x"]), space=DenseSpace())
     theirs = x
     for k, mine in zip(sched.timesteps[:-1], ours[1:-1]):
         theirs = sched.step(_eps_model(theirs, k), k, theirs).prev_sample

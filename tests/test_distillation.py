@@ -45,8 +45,9 @@ def error(samples) -> float:
 
 def draw(process, denoiser, steps: int, sampler: str, grid: str = "uniform_t", n: int = 4000, **grid_options):
     g = torch.Generator().manual_seed(1)
-    x = prior_sample(process, torch.zeros(n, 2, dtype=F64), generator=g)
-    return sample(sampler, denoiser, x, make_grid(grid, process, steps, **grid_options), process=process, generator=g)
+    x = prior_sample(process, torch.zeros(n, 2, dtype=F64), generator=g, space=DenseSpace())
+    return sample(sampler, denoiser, x, make_grid(grid, process, steps, **grid_options), process=process, generator=g,
+                  space=DenseSpace())
 
 
 def fit(make_student, loss, iterations: int, lr: float = 3e-3) -> nn.Module:
@@ -59,7 +60,7 @@ def fit(make_student, loss, iterations: int, lr: float = 3e-3) -> nn.Module:
         if hasattr(loss, "set_progress"):
             loss.set_progress(i, iterations)
         x0, _ = TARGET.sample(256, g)
-        value = loss(student, x0, generator=g).mean()
+        value = loss(student, x0, generator=g, space=DenseSpace()).mean()
         optimiser.zero_grad()
         value.backward()
         optimiser.step()
@@ -74,7 +75,7 @@ def test_the_teacher_step_is_the_samplers_step(solver, sampler):
     x = 20 * torch.randn(64, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
     ts = torch.tensor([0.3, 0.1, 0.0], dtype=F64)
     steps = []
-    sampler(teacher, x, ts, process=process, callback=lambda info: steps.append(info["x"]))
+    sampler(teacher, x, ts, process=process, space=space, callback=lambda info: steps.append(info["x"]))
     ours = ode_step(teacher, x, ts[:1].expand(64), ts[1:2].expand(64), process=process, space=space, cond={}, solver=solver)
     torch.testing.assert_close(ours, steps[0], rtol=1e-12, atol=1e-12)
 
@@ -100,7 +101,8 @@ def test_progressive_distillation_refuses_grids_that_do_not_nest_and_odd_step_co
     with pytest.raises(ValueError, match="even number"):
         ProgressiveDistillationLoss(VPCosine(), teacher_steps=5)
     with pytest.raises(ValueError, match="loss.teacher is not set"):
-        ProgressiveDistillationLoss(VPCosine(), teacher_steps=4)(ModelDenoiser(MLP(), VPCosine(), "v"), torch.zeros(2, 2))
+        ProgressiveDistillationLoss(VPCosine(), teacher_steps=4)(ModelDenoiser(MLP(), VPCosine(), "v"), torch.zeros(2, 2),
+                                                                 space=DenseSpace())
 
 
 def test_the_consistency_function_meets_its_boundary_condition_and_is_edm_at_sigma_min_zero():
@@ -108,9 +110,10 @@ def test_the_consistency_function_meets_its_boundary_condition_and_is_edm_at_sig
     x = torch.randn(16, 2, dtype=F64)
     f = ConsistencyPrecond(net, process, sigma_data=0.5, sigma_min=0.002)
     t_min = process.t_from_scaled_sigma(torch.full((16,), 0.002, dtype=F64))
-    torch.testing.assert_close(f(x, t_min), x, rtol=0, atol=1e-12)  # f(x, sigma_min) = x
+    torch.testing.assert_close(f(x, t_min, DenseSpace()), x, rtol=0, atol=1e-12)  # f(x, sigma_min) = x
     t = torch.rand(16, dtype=F64)
-    torch.testing.assert_close(ConsistencyPrecond(net, process, sigma_min=0.0)(x, t), EDMPrecond(net, process)(x, t))
+    torch.testing.assert_close(ConsistencyPrecond(net, process, sigma_min=0.0)(x, t, space=DenseSpace()),
+                               EDMPrecond(net, process)(x, t, space=DenseSpace()))
     assert ConsistencyPrecond(net, process).state_dict().keys() == EDMPrecond(net, process).state_dict().keys()
 
 
@@ -120,8 +123,9 @@ def test_the_consistency_sampler_is_registered_and_one_step_is_one_evaluation():
     x = 80 * torch.randn(8, 2, dtype=F64)
     calls = []
     denoiser = lambda x, t, space, cond: calls.append(t) or 0.5 * x  # noqa: E731
-    torch.testing.assert_close(sample_consistency(denoiser, x, karras(process, 1), process=process), 0.5 * x)
-    sample_consistency(denoiser, x, karras(process, 3, sigma_min=0.8), process=process)
+    torch.testing.assert_close(sample_consistency(denoiser, x, karras(process, 1), process=process,
+                                                  space=DenseSpace()), 0.5 * x)
+    sample_consistency(denoiser, x, karras(process, 3, sigma_min=0.8), process=process, space=DenseSpace())
     assert len(calls) == 4
 
 

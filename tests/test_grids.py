@@ -38,10 +38,12 @@ def test_optimised_grid_beats_every_fixed_grid_at_10_nfe(sampler, orders):
     0.085 (order 2) against 0.16 (uniform t, order 2)."""
     denoiser = MIXTURE.denoiser(PROCESS)
     found = optimise_grid(denoiser, _starts(1000, seed=11), process=PROCESS, steps=10, sampler=sampler,
-                          orders=orders, t_start=1.0, sigma_min=SIGMA_MIN, reference_steps=500)
+                          orders=orders, t_start=1.0, sigma_min=SIGMA_MIN, reference_steps=500, space=DenseSpace())
     x = _starts(2000, seed=0)
-    exact = reference_solution(denoiser, x, process=PROCESS, t_start=1.0, sigma_min=SIGMA_MIN, steps=500)
-    run = lambda ts, options: rms_distance(SAMPLERS[sampler](denoiser, x, ts, process=PROCESS, **options), exact,
+    exact = reference_solution(denoiser, x, process=PROCESS, t_start=1.0, sigma_min=SIGMA_MIN, steps=500,
+                               space=DenseSpace())
+    run = lambda ts, options: rms_distance(SAMPLERS[sampler](denoiser, x, ts, process=PROCESS,
+                                                             space=DenseSpace(), **options), exact,
                                            DenseSpace())
     fixed = {"uniform_log_snr": uniform_log_snr(PROCESS, 10, sigma_min=SIGMA_MIN, sigma_max=157.0),
              "uniform_t": uniform_t(PROCESS, 10)}
@@ -65,9 +67,9 @@ def test_stored_grid_travels_with_the_checkpoint_to_any_sampler():
     denoiser = MIXTURE.denoiser(PROCESS)
     x = _starts(200, seed=3)
     five = optimise_grid(denoiser, x, process=PROCESS, steps=5, sampler="ddim", t_start=1.0, sigma_min=SIGMA_MIN,
-                         reference_steps=100, evaluations=20)
+                         reference_steps=100, evaluations=20, space=DenseSpace())
     six = optimise_grid(denoiser, x, process=PROCESS, steps=6, sampler="dpmpp_2m", t_start=1.0,
-                        sigma_min=SIGMA_MIN, reference_steps=100, evaluations=20)
+                        sigma_min=SIGMA_MIN, reference_steps=100, evaluations=20, space=DenseSpace())
     defaults = json.loads(json.dumps(six.store(five.store({"guidance": None}))))
     settings = resolve({}, defaults)
     assert (settings.sampler, settings.steps, settings.grid) == ("dpmpp_2m", 6, "optimised")
@@ -76,7 +78,7 @@ def test_stored_grid_travels_with_the_checkpoint_to_any_sampler():
     five_again = resolve({"steps": 5}, defaults)
     assert make_grid("optimised", PROCESS, 5, **five_again.grid_options).tolist() == five.times
     for name in ("ddim", "euler", "dpmpp_2m", "unipc", "deis", "ipndm"):
-        assert torch.isfinite(SAMPLERS[name](denoiser, x, ts, process=PROCESS)).all(), name
+        assert torch.isfinite(SAMPLERS[name](denoiser, x, ts, process=PROCESS, space=DenseSpace())).all(), name
     with pytest.raises(ValueError, match=r"no optimised grid of 7 steps .* steps \[5, 6\]"):
         make_grid("optimised", PROCESS, 7, **settings.grid_options)
     with pytest.raises(ValueError, match="it has none"):
@@ -89,7 +91,8 @@ def test_search_on_a_process_that_reaches_pure_noise():
     process = LinearInterpolant()
     denoiser = MIXTURE.denoiser(process)
     x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0), dtype=F64)  # the prior at t = 1
-    found = optimise_grid(denoiser, x, process=process, steps=6, sampler="unipc", reference_steps=200, evaluations=60)
+    found = optimise_grid(denoiser, x, process=process, steps=6, sampler="unipc", reference_steps=200, evaluations=60,
+                          space=DenseSpace())
     t_80 = float(process.t_from_scaled_sigma(torch.tensor(80.0, dtype=F64)))
     assert found.times[0] == t_80 and found.times[-1] == 0.0 and math.isfinite(found.error)
     assert found.error <= min(found.fixed_errors.values())
@@ -97,9 +100,10 @@ def test_search_on_a_process_that_reaches_pure_noise():
 
 def test_bad_requests_are_refused():
     with pytest.raises(ValueError, match="unknown sampler 'nope'"):
-        optimise_grid(MIXTURE.denoiser(PROCESS), _starts(4, 0), process=PROCESS, steps=4, sampler="nope")
+        optimise_grid(MIXTURE.denoiser(PROCESS), _starts(4, 0), process=PROCESS, steps=4, sampler="nope",
+                      space=DenseSpace())
     with pytest.raises(ValueError, match="steps >= 2"):
-        optimise_grid(MIXTURE.denoiser(PROCESS), _starts(4, 0), process=PROCESS, steps=1)
+        optimise_grid(MIXTURE.denoiser(PROCESS), _starts(4, 0), process=PROCESS, steps=1, space=DenseSpace())
 
 
 def test_a_shipped_model_keeps_its_searched_grid_in_its_folder(tmp_path):

@@ -290,8 +290,9 @@ def test_guided_sampling_reaches_the_exact_posterior():
     }
     for i, (name, (prior, A, build)) in enumerate(cases.items()):
         target = posterior(prior, A, y, noise_std)
-        x = prior_sample(process, torch.zeros(n, 2, dtype=F64), generator=torch.Generator().manual_seed(20 + i))
-        samples = ddim(build(A), x, uniform_t(process, 200), process=process)
+        x = prior_sample(process, torch.zeros(n, 2, dtype=F64), generator=torch.Generator().manual_seed(20 + i),
+                         space=DenseSpace())
+        samples = ddim(build(A), x, uniform_t(process, 200), process=process, space=DenseSpace())
         assert_matches_target(samples, target, mean_tol=0.05, cov_tol=0.08)
         prior_samples, _ = prior.sample(n, torch.Generator().manual_seed(40))
         assert moment_errors(prior_samples, target)[0] > 0.5, name

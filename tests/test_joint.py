@@ -201,11 +201,12 @@ def test_self_conditioning_for_one_tensor_states():
         seen.append(SELF_COND in cond)
         return torch.zeros_like(x) + (cond[SELF_COND].mean() if SELF_COND in cond else 0.0)
     model = ModelDenoiser(net, VPCosine(), "x0")
-    DiffusionLoss(VPCosine(), self_condition=1.0)(model, torch.randn(4, 2), generator=torch.Generator().manual_seed(0))
+    DiffusionLoss(VPCosine(), self_condition=1.0)(model, torch.randn(4, 2), generator=torch.Generator().manual_seed(0),
+                                                  space=DenseSpace())
     assert seen == [False, True]
     seen.clear()
     denoiser = SelfConditioning(model)
     grid = make_grid("uniform_t", VPCosine(), 4)
     for _ in range(2):
-        sample("ddim", denoiser, torch.randn(3, 2), grid, process=VPCosine())
+        sample("ddim", denoiser, torch.randn(3, 2), grid, process=VPCosine(), space=DenseSpace())
     assert seen == [False, True, True, True] * 2

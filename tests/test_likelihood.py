@@ -29,7 +29,8 @@ def test_exact_trace_solves_the_change_of_variables(name, process):
     t_min offset, so what is left is the ODE error alone (measured 2e-7..6e-6 at rtol = atol = 1e-7)."""
     target = TARGETS[name]
     x0, _ = target.sample(6, torch.Generator().manual_seed(0))
-    result = log_likelihood(target.denoiser(process), x0, process=process, trace="exact", rtol=1e-7, atol=1e-7)
+    result = log_likelihood(target.denoiser(process), x0, process=process, trace="exact", rtol=1e-7, atol=1e-7,
+                            space=DenseSpace())
     true_prior = target.log_prob(result.latent, *_at(process, process.t_max))
     transported = result.log_prob - result.prior_log_prob + true_prior
     torch.testing.assert_close(transported, target.log_prob(x0, *_at(process, 1e-5)), rtol=0, atol=5e-5)
@@ -41,7 +42,7 @@ def test_log_prob_matches_the_data_density(name):
     the exact p_1, and t_min = 1e-5 shifts log p by O(D t_min), far below the 1e-3 allowed here."""
     target, process = TARGETS[name], LinearInterpolant()
     x0, _ = target.sample(8, torch.Generator().manual_seed(1))
-    result = log_likelihood(target.denoiser(process), x0, process=process, trace="exact")
+    result = log_likelihood(target.denoiser(process), x0, process=process, trace="exact", space=DenseSpace())
     torch.testing.assert_close(result.log_prob, target.log_prob(x0), rtol=0, atol=1e-3)
     assert result.nfe > 10
 
@@ -51,11 +52,12 @@ def test_hutchinson_is_unbiased():
     their mean matches the exact trace within 4 standard errors, and they really do vary."""
     target, process = random_gaussian(3, seed=2), VPLinear()
     point, _ = target.sample(1, torch.Generator().manual_seed(3))
-    exact = log_likelihood(target.denoiser(process), point, process=process, trace="exact", rtol=1e-7, atol=1e-7)
+    exact = log_likelihood(target.denoiser(process), point, process=process, trace="exact", rtol=1e-7, atol=1e-7,
+                           space=DenseSpace())
     copies = point.expand(200, -1)
     for probe in ("rademacher", "gaussian"):
         estimates = log_likelihood(target.denoiser(process), copies, process=process, probe=probe,
-                                   generator=torch.Generator().manual_seed(4)).log_prob
+                                   generator=torch.Generator().manual_seed(4), space=DenseSpace()).log_prob
         std_error = estimates.std() / math.sqrt(len(estimates))
         assert estimates.std() > 1e-3, f"{probe} probes gave no variance: not a stochastic estimate"
         assert (estimates.mean() - exact.log_prob[0]).abs() < 4 * std_error, (probe, estimates.mean(), exact.log_prob)
@@ -66,7 +68,8 @@ def test_more_probes_reduce_the_variance():
     point, _ = target.sample(1, torch.Generator().manual_seed(3))
     copies = point.expand(100, -1)
     spread = [log_likelihood(target.denoiser(process), copies, process=process, num_probes=n, probe="gaussian",
-                             generator=torch.Generator().manual_seed(5)).log_prob.std() for n in (1, 8)]
+                             generator=torch.Generator().manual_seed(5), space=DenseSpace()).log_prob.std()
+              for n in (1, 8)]
     assert spread[1] < 0.5 * spread[0], spread  # 1/sqrt(8) = 0.35 expected
 
 
@@ -74,7 +77,8 @@ def test_bits_per_dim():
     """A standard normal at its mode: log p = -D/2 log(2 pi), i.e. log2(2 pi) / 2 = 1.3257 bits per dimension."""
     target, process = GaussianMixture.gaussian(torch.zeros(4), torch.eye(4)), LinearInterpolant()
     with torch.no_grad():  # the divergence turns gradients back on inside
-        result = log_likelihood(target.denoiser(process), torch.zeros(2, 4, dtype=F64), process=process, trace="exact")
+        result = log_likelihood(target.denoiser(process), torch.zeros(2, 4, dtype=F64), process=process, trace="exact",
+                                space=DenseSpace())
     assert not result.log_prob.requires_grad
     torch.testing.assert_close(result.bits_per_dim, torch.full((2,), 0.5 * math.log2(2 * math.pi), dtype=F64),
                                rtol=0, atol=1e-5)
@@ -171,9 +175,9 @@ def test_bad_options_raise():
     target, process = TARGETS["mixture_2d"], LinearInterpolant()
     x0 = torch.zeros(1, 2, dtype=F64)
     with pytest.raises(ValueError, match="trace"):
-        log_likelihood(target.denoiser(process), x0, process=process, trace="skilling")
+        log_likelihood(target.denoiser(process), x0, process=process, trace="skilling", space=DenseSpace())
     with pytest.raises(ValueError, match="t_min"):
-        log_likelihood(target.denoiser(process), x0, process=process, t_min=0.0)
+        log_likelihood(target.denoiser(process), x0, process=process, t_min=0.0, space=DenseSpace())
 
 
 def test_exact_divergence_is_the_projected_jacobian_trace():

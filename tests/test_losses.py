@@ -40,7 +40,8 @@ def test_exact_denoiser_reaches_the_known_minimum(process, target, weighting):
     n, t0 = 40_000, 0.3
     gen = torch.Generator().manual_seed(0)
     x0, _ = TARGET.sample(n, gen)
-    loss = DiffusionLoss(process, weighting=weighting)(ExactModel(process, target), x0, t=torch.full((n,), t0, dtype=F64), generator=gen)
+    loss = DiffusionLoss(process, weighting=weighting)(ExactModel(process, target), x0, t=torch.full((n,), t0, dtype=F64),
+                                                       generator=gen, space=DenseSpace())
     expected = float(_minimum(process, weighting, torch.tensor(t0, dtype=F64)))
     assert float(loss.mean()) == pytest.approx(expected, rel=0.04)
 
@@ -51,21 +52,25 @@ def test_uniform_weighting_is_the_plain_target_mse():
     gen = torch.Generator().manual_seed(1)
     x0, _ = TARGET.sample(n, gen)
     t = torch.full((n,), t0, dtype=F64)
-    eps_loss = DiffusionLoss(p)(ExactModel(p, "eps"), x0, t=t, generator=torch.Generator().manual_seed(2))
-    snr_loss = DiffusionLoss(p, weighting="snr")(ExactModel(p, "x0"), x0, t=t, generator=torch.Generator().manual_seed(2))
+    eps_loss = DiffusionLoss(p)(ExactModel(p, "eps"), x0, t=t, generator=torch.Generator().manual_seed(2),
+                                space=DenseSpace())
+    snr_loss = DiffusionLoss(p, weighting="snr")(ExactModel(p, "x0"), x0, t=t, generator=torch.Generator().manual_seed(2),
+                                                 space=DenseSpace())
     torch.testing.assert_close(eps_loss, snr_loss, rtol=1e-8, atol=1e-12)
 
 
 def test_a_wrong_model_scores_worse():
     p, n = VPLinear(), 20_000
     x0, _ = TARGET.sample(n, torch.Generator().manual_seed(0))
-    exact = DiffusionLoss(p)(ExactModel(p, "eps"), x0, generator=torch.Generator().manual_seed(0)).mean()
+    exact = DiffusionLoss(p)(ExactModel(p, "eps"), x0, generator=torch.Generator().manual_seed(0),
+                             space=DenseSpace()).mean()
 
     class Shrunk(ExactModel):
         def predict(self, x, t, space, cond):
             return 0.9 * super().predict(x, t, space, cond)
 
-    worse = DiffusionLoss(p)(Shrunk(p, "eps"), x0, generator=torch.Generator().manual_seed(0)).mean()
+    worse = DiffusionLoss(p)(Shrunk(p, "eps"), x0, generator=torch.Generator().manual_seed(0),
+                             space=DenseSpace()).mean()
     assert worse > exact * 1.01
 
 
@@ -82,7 +87,8 @@ def test_edm_preconditioned_loss_minimum():
         return (oracle(x, s[:, 0] / 80) - c_skip * x) / c_out
 
     t = torch.full((40_000,), 0.01, dtype=F64)
-    loss = DiffusionLoss(p, weighting="edm")(EDMPrecond(f_net, p, sd), x0, t=t, generator=torch.Generator().manual_seed(1))
+    loss = DiffusionLoss(p, weighting="edm")(EDMPrecond(f_net, p, sd), x0, t=t, generator=torch.Generator().manual_seed(1),
+                                             space=DenseSpace())
     assert float(loss.mean()) == pytest.approx(float(_minimum(p, "edm", t[0])), rel=0.04)
 
 
@@ -111,7 +117,7 @@ def test_flow_matching_loss_is_velocity_mse_on_the_linear_path():
             seen.update(x=x, t=t)
             return torch.zeros_like(x)
 
-    loss = fm(Net(), x0, generator=torch.Generator().manual_seed(0))
+    loss = fm(Net(), x0, space=DenseSpace(), generator=torch.Generator().manual_seed(0))
     t = seen["t"][:, None]
     eps = (seen["x"] - (1 - t) * x0) / t
     torch.testing.assert_close(loss, ((eps - x0) ** 2).mean(1))
@@ -133,7 +139,8 @@ def test_mask_keeps_missing_values_out_of_the_network_and_the_loss():
     loss = DiffusionLoss(VPLinear())(Net(), x0, space=DenseSpace(mask), generator=torch.Generator().manual_seed(0))
     assert not seen["x"].isnan().any() and (seen["x"][:, 2] == 0).all()
     assert loss.isfinite().all()
-    unmasked = DiffusionLoss(VPLinear())(Net(), torch.nan_to_num(x0), generator=torch.Generator().manual_seed(0))
+    unmasked = DiffusionLoss(VPLinear())(Net(), torch.nan_to_num(x0), generator=torch.Generator().manual_seed(0),
+                                         space=DenseSpace())
     assert not torch.allclose(loss, unmasked)
 
 
@@ -174,7 +181,7 @@ def test_errors_name_the_problem():
             return x[:, :1]
 
     with pytest.raises(ValueError, match="shaped like its input"):
-        DiffusionLoss(VPLinear())(Bad(), torch.randn(4, 3))
+        DiffusionLoss(VPLinear())(Bad(), torch.randn(4, 3), space=DenseSpace())
 
 
 def test_times_are_drawn_on_the_generator_device():

@@ -95,7 +95,7 @@ def test_edm_precond_matches_karras_table_1():
     d = EDMPrecond(net, p, sigma_data=sd)
     t = torch.tensor([0.01, 0.1, 0.5], dtype=F64)
     x = torch.randn(3, 2, dtype=F64)
-    out = d(x, t)
+    out = d(x, t, DenseSpace())
     s = (80 * t)[:, None]
     c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt(), 1 / (s**2 + sd**2).sqrt()
     torch.testing.assert_close(out, c_skip * x + c_out)
@@ -113,7 +113,7 @@ def test_edm_precond_on_a_vp_process_uses_the_scaled_view():
         c_skip, c_out = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt()
         return (x0 - c_skip * (x / c.alpha)) / c_out
 
-    torch.testing.assert_close(EDMPrecond(oracle, p, sd)(x, t), x0)
+    torch.testing.assert_close(EDMPrecond(oracle, p, sd)(x, t, DenseSpace()), x0)
 
 
 def test_unknown_target_is_named():
@@ -132,5 +132,5 @@ def test_discrete_network_receives_its_integer_timestep():
         return torch.zeros_like(x)
 
     t = torch.tensor([1, 500, 1000], dtype=F64) / 1000
-    ModelDenoiser(net, p, "eps", time_input=p.timestep)(torch.zeros(3, 2, dtype=F64), t)
+    ModelDenoiser(net, p, "eps", time_input=p.timestep)(torch.zeros(3, 2, dtype=F64), t, DenseSpace())
     torch.testing.assert_close(seen["k"], torch.tensor([0.0, 499.0, 999.0], dtype=F64))

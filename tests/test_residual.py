@@ -44,7 +44,7 @@ def test_the_wrapped_residual_denoiser_is_the_exact_conditional_denoiser(process
     x = 3 * torch.randn(64, 2, generator=g, dtype=F64)
     t = torch.rand(64, generator=g, dtype=F64) * 0.97 + 0.02
     cond = {"c": c.expand(64, 3)}
-    got = ResidualDenoiser(residual, predictor, process)(x, t, None, cond)
+    got = ResidualDenoiser(residual, predictor, process)(x, t, DenseSpace(), cond)
     torch.testing.assert_close(got, shifted(RESIDUAL, c).denoiser(process)(x, t), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(seen["mean"], predictor(cond))
 
@@ -53,10 +53,10 @@ def test_sampling_the_wrapped_denoiser_draws_the_conditional_law():
     process, g = EDM(), torch.Generator().manual_seed(1)
     ts = uniform_log_snr(process, 40, sigma_min=0.02)
     for c in (torch.zeros(3, dtype=F64), torch.tensor([1.0, 2.0, -1.0], dtype=F64)):
-        x = prior_sample(process, torch.zeros(8000, 2, dtype=F64), t=float(ts[0]), generator=g)
+        x = prior_sample(process, torch.zeros(8000, 2, dtype=F64), t=float(ts[0]), generator=g, space=DenseSpace())
         x = x + process.alpha(ts[:1]) * (A @ c)  # the prior of x_t around alpha mu
         samples = heun(ResidualDenoiser(RESIDUAL.denoiser(process), predictor, process), x, ts, process=process,
-                       cond={"c": c.expand(8000, 3)})
+                       cond={"c": c.expand(8000, 3)}, space=DenseSpace())
         assert_matches_target(samples, shifted(RESIDUAL, c), mean_tol=0.05, cov_tol=0.05, weight_tol=0.03)
 
 
@@ -82,10 +82,12 @@ def test_the_residual_loss_reaches_its_known_minimum_and_is_the_loss_of_the_resi
     r, _ = gaussian.sample(n, g)
     x0, t = predictor({"c": c}) + r, torch.full((n,), t0, dtype=F64)
     model, plain = ExactResidualModel(gaussian, process), DiffusionLoss(process, weighting="x0")
-    loss = ResidualLoss(plain, predictor)(model, x0, cond={"c": c}, t=t, generator=torch.Generator().manual_seed(4))
+    loss = ResidualLoss(plain, predictor)(model, x0, cond={"c": c}, t=t, generator=torch.Generator().manual_seed(4),
+                                          space=DenseSpace())
     minimum = gaussian.posterior_variance_trace(process.alpha(t[:1]), process.sigma(t[:1])) / 2
     assert float(loss.mean()) == pytest.approx(float(minimum), rel=0.04)
-    direct = plain(model, r, cond={"c": c, MEAN: predictor({"c": c})}, t=t, generator=torch.Generator().manual_seed(4))
+    direct = plain(model, r, space=DenseSpace(), cond={"c": c, MEAN: predictor({"c": c})}, t=t,
+                   generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(loss, direct, rtol=1e-12, atol=1e-14)
 
 
@@ -106,4 +108,4 @@ def test_the_predictor_is_held_fixed_and_masked_entries_stay_zero():
     assert (denoised[:, 1] == 0).all() and (denoised[:, 0] != 0).all()
     with pytest.raises(ValueError, match=r"predictor returned shape \(16, 3\) for data of shape \(16, 2\)"):
         ResidualDenoiser(lambda *a: a[0], lambda cond: cond["c"], EDM())(
-            torch.randn(16, 2, dtype=F64), torch.full((16,), 0.5, dtype=F64), None, {"c": c})
+            torch.randn(16, 2, dtype=F64), torch.full((16,), 0.5, dtype=F64), DenseSpace(), {"c": c})

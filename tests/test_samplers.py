@@ -46,7 +46,7 @@ DIFFUSION_SAMPLERS = [name for name in SAMPLERS if name != "consistency"]
 
 def _run(name: str, process, target: GaussianMixture, x, generator=None):
     return SAMPLERS[name](target.denoiser(process), x, _grid(process, name), process=process,
-                          generator=generator, **OPTIONS.get(name, {}))
+                          generator=generator, space=DenseSpace(), **OPTIONS.get(name, {}))
 
 
 def _marginal(process, ts) -> tuple[float, float]:
@@ -139,7 +139,7 @@ def _ode_state_at_t_end(name: str, process, variance: float, steps: int) -> floa
     x = torch.tensor([[1.0], [-2.0], [0.5]], dtype=F64) * spread(ts[0])
     states = {}
     SAMPLERS[name](target.denoiser(process), x, ts, process=process,
-                   callback=lambda info: states.update({info["t_next"]: info["x"]}))
+                   callback=lambda info: states.update({info["t_next"]: info["x"]}), space=DenseSpace())
     exact = x * spread(ts[-2]) / spread(ts[0])
     return float((states[float(ts[-2])] - exact).abs().max())
 
@@ -161,8 +161,10 @@ def _sample_twice(name: str, seeds: tuple[int, int], **options):
     out = []
     for seed in seeds:
         g = torch.Generator().manual_seed(seed)
-        x = prior_sample(process, torch.zeros(8, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
-        out.append(SAMPLERS[name](MIXTURE.denoiser(process), x, ts, process=process, generator=g, **options))
+        x = prior_sample(process, torch.zeros(8, 2, dtype=F64), t=float(ts[0]), space=DenseSpace(),
+                         generator=torch.Generator().manual_seed(0))
+        out.append(SAMPLERS[name](MIXTURE.denoiser(process), x, ts, process=process, generator=g,
+                                  space=DenseSpace(), **options))
     return out
 
 
@@ -213,7 +215,7 @@ def test_graph_samples_stay_in_the_zero_mean_subspace(name):
 def test_bad_grids_are_rejected_clearly(name, ts, problem):
     process = PROCESSES["vp_linear"]
     with pytest.raises(ValueError, match=problem):
-        SAMPLERS[name](MIXTURE.denoiser(process), torch.zeros(4, 2, dtype=F64), ts, process=process)
+        SAMPLERS[name](MIXTURE.denoiser(process), torch.zeros(4, 2, dtype=F64), ts, process=process, space=DenseSpace())
 
 
 @pytest.mark.parametrize("name", DIFFUSION_SAMPLERS)
@@ -230,9 +232,10 @@ def test_sampler_contract(name):
         return 0.5 * x / (1 + t[:, None] ** 2)
 
     counted = count_evaluations(denoiser)
-    x = prior_sample(process, torch.zeros(4, 3), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
+    x = prior_sample(process, torch.zeros(4, 3), t=float(ts[0]), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
     out = SAMPLERS[name](counted, x, ts, process=process, cond={"label": torch.arange(4)},
-                         generator=torch.Generator().manual_seed(0), callback=infos.append)
+                         generator=torch.Generator().manual_seed(0), callback=infos.append, space=DenseSpace())
     assert out.dtype == torch.float32 and out.shape == x.shape
     assert [info["i"] for info in infos] == list(range(steps))
     assert [info["t_next"] for info in infos] == ts[1:].tolist()
@@ -258,8 +261,9 @@ def test_a_denoiser_may_use_autograd_inside_sampling(name):
         return (x + sigma[:, None] ** 2 * score) / alpha[:, None]
 
     ts = uniform_log_snr(process, 6)
-    x = prior_sample(process, torch.zeros(16, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
-    runs = [SAMPLERS[name](d, x, ts, process=process, generator=torch.Generator().manual_seed(2))
+    x = prior_sample(process, torch.zeros(16, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
+    runs = [SAMPLERS[name](d, x, ts, process=process, generator=torch.Generator().manual_seed(2), space=DenseSpace())
             for d in (autograd_denoiser, MIXTURE.denoiser(process))]
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-6, atol=1e-6)
 
@@ -267,20 +271,23 @@ def test_a_denoiser_may_use_autograd_inside_sampling(name):
 def test_sample_by_name_and_unknown_names():
     process = PROCESSES["vp_linear"]
     ts = uniform_log_snr(process, 4)
-    x = prior_sample(process, torch.zeros(4, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(sample("dpmpp_2m", MIXTURE.denoiser(process), x, ts, process=process),
-                       dpmpp_2m(MIXTURE.denoiser(process), x, ts, process=process))
+    x = prior_sample(process, torch.zeros(4, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
+    assert torch.equal(sample("dpmpp_2m", MIXTURE.denoiser(process), x, ts, process=process, space=DenseSpace()),
+                       dpmpp_2m(MIXTURE.denoiser(process), x, ts, process=process, space=DenseSpace()))
     with pytest.raises(ValueError, match="unknown sampler 'dpm'.*dpmpp_2m"):
-        sample("dpm", MIXTURE.denoiser(process), x, ts, process=process)
+        sample("dpm", MIXTURE.denoiser(process), x, ts, process=process, space=DenseSpace())
 
 
 @pytest.mark.parametrize("process_name", ["vp_linear", "linear", "ve"])
 def test_prior_sample_has_the_noise_scale_of_its_time(process_name):
     process = PROCESSES[process_name]
-    x = prior_sample(process, torch.zeros(20000, 3, dtype=F64), generator=torch.Generator().manual_seed(0))
+    x = prior_sample(process, torch.zeros(20000, 3, dtype=F64), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
     sigma = float(process.sigma(torch.tensor(process.t_max, dtype=F64)))
     assert abs(float(x.std()) / sigma - 1) < 0.02  # 60000 draws: std error of the std is 0.3%
-    half = prior_sample(process, torch.zeros(20000, 3, dtype=F64), t=0.5, generator=torch.Generator().manual_seed(0))
+    half = prior_sample(process, torch.zeros(20000, 3, dtype=F64), t=0.5, generator=torch.Generator().manual_seed(0),
+                        space=DenseSpace())
     assert torch.allclose(half / float(process.sigma(torch.tensor(0.5, dtype=F64))), x / sigma)
 
 
@@ -291,6 +298,7 @@ def test_euler_equals_ddim_where_alpha_and_sigma_are_linear_in_t():
     for name, same in (("edm", True), ("linear", True), ("ve", False), ("vp_linear", False)):
         process = PROCESSES[name]
         ts = uniform_log_snr(process, 8, sigma_min=0.02)
-        x = prior_sample(process, torch.zeros(6, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
-        a, b = (f(MIXTURE.denoiser(process), x, ts, process=process) for f in (euler, ddim))
+        x = prior_sample(process, torch.zeros(6, 2, dtype=F64), t=float(ts[0]), space=DenseSpace(),
+                         generator=torch.Generator().manual_seed(0))
+        a, b = (f(MIXTURE.denoiser(process), x, ts, process=process, space=DenseSpace()) for f in (euler, ddim))
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-10) == same, name

@@ -86,7 +86,8 @@ def _start(ts, seed: int = 0) -> torch.Tensor:
 
 def _trajectory(sampler, ts, x, **options) -> list[torch.Tensor]:
     states = [x]
-    sampler(DENOISER, x, ts, process=PROCESS, callback=lambda info: states.append(info["x"]), **options)
+    sampler(DENOISER, x, ts, process=PROCESS, callback=lambda info: states.append(info["x"]),
+            space=DenseSpace(), **options)
     return states
 
 
@@ -204,7 +205,7 @@ def test_flow_match_euler_scheduler_is_our_euler_on_the_linear_interpolant():
     ts = custom(sched.sigmas)
     x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=F64)  # t = 1 is pure noise
     ours = [x]
-    euler(denoiser, x, ts, process=process, callback=lambda info: ours.append(info["x"]))
+    euler(denoiser, x, ts, process=process, callback=lambda info: ours.append(info["x"]), space=DenseSpace())
     for i, k in enumerate(sched.timesteps):
         t = float(ts[i])
         x0_hat = denoiser(ours[i], torch.full((8,), t, dtype=F64))

@@ -124,13 +124,15 @@ def test_space_to_moves_every_kind_of_space_without_switching_on_types():
     assert moved["pos"].batch.device.type == moved["bonds"].index.device.type == "meta"
 
 
-def test_default_space_and_non_spaces():
-    from sciffusion.space import as_space
+def test_missing_spaces_and_non_spaces():
+    from sciffusion.space import require_space
     from sciffusion.state import PartsSpace
 
-    assert type(as_space(None)) is DenseSpace and as_space(None).mask is None
-    with pytest.raises(TypeError, match="dict is not a sciffusion.space.Space; subclass Space"):
-        as_space({"mask": None})
+    assert require_space(DenseSpace(), "user").mask is None
+    with pytest.raises(TypeError, match="user needs the batch's space, got None.*DenseSpace"):
+        require_space(None, "user")
+    with pytest.raises(TypeError, match="user got a dict, which is not a sciffusion.space.Space; subclass Space"):
+        require_space({"mask": None}, "user")
     parts = PartsSpace({"a": GraphSpace(torch.tensor([0, 0, 1]), 2, zero_mean=(0,)), "b": DenseSpace()})
     out = parts.project({"a": torch.tensor([[1.0], [3.0], [5.0]]), "b": torch.ones(2, 2)})
     torch.testing.assert_close(out["a"], torch.tensor([[-1.0], [1.0], [0.0]]))

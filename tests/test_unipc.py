@@ -10,6 +10,7 @@ import torch
 
 from sciffusion.processes import EDM, DiscreteVP, LinearInterpolant, VPLinear
 from sciffusion.samplers import SAMPLERS, count_evaluations, dpmpp_2m, prior_sample, unipc
+from sciffusion.space import DenseSpace
 from sciffusion.testing import GaussianMixture, gaussian_mixture_2d, mode_weights, moment_errors, random_gaussian
 from sciffusion.timesteps import custom, uniform_log_snr
 
@@ -24,7 +25,7 @@ def _exact_gaussian_output(process, ts, **options) -> tuple[torch.Tensor, torch.
     rows [0, s e_1, ..., s e_D] through it gives the map, and the marginal at ts[0] its image."""
     alpha, sigma = float(process.alpha(ts[:1])), float(process.sigma(ts[:1]))
     rows = torch.cat([torch.zeros(1, GAUSSIAN.dim, dtype=F64), sigma * torch.eye(GAUSSIAN.dim, dtype=F64)])
-    out = unipc(GAUSSIAN.denoiser(process), rows, ts, process=process, **options)
+    out = unipc(GAUSSIAN.denoiser(process), rows, ts, process=process, space=DenseSpace(), **options)
     b, m_t = out[0], (out[1:] - out[0]) / sigma
     mu = alpha * GAUSSIAN.mean()
     s = alpha**2 * GAUSSIAN.cov() + sigma**2 * torch.eye(GAUSSIAN.dim, dtype=F64)
@@ -57,7 +58,7 @@ def test_unipc_reproduces_a_gaussian_mixture(process_name):
     g = torch.Generator().manual_seed(1)
     alpha, sigma = float(process.alpha(ts[:1])), float(process.sigma(ts[:1]))
     x = alpha * MIXTURE.sample(2000, g)[0] + sigma * torch.randn(2000, 2, generator=g, dtype=F64)
-    out = unipc(MIXTURE.denoiser(process), x, ts, process=process)
+    out = unipc(MIXTURE.denoiser(process), x, ts, process=process, space=DenseSpace())
     mean_err, cov_err = moment_errors(out, MIXTURE)
     weight_err = float((mode_weights(out, MIXTURE) - MIXTURE.weights).abs().max())
     assert mean_err < 0.08 and cov_err < 0.12 and weight_err < 0.05, (mean_err, cov_err, weight_err)
@@ -77,7 +78,7 @@ def _ode_error(process, steps: int, **options) -> float:
     x = torch.tensor([[1.0], [-2.0], [0.5]], dtype=F64) * spread(ts[0])
     states = {}
     unipc(target.denoiser(process), x, ts, process=process,
-          callback=lambda info: states.update({info["t_next"]: info["x"]}), **options)
+          callback=lambda info: states.update({info["t_next"]: info["x"]}), space=DenseSpace(), **options)
     exact = x * spread(ts[-2]) / spread(ts[0])
     return float((states[float(ts[-2])] - exact).abs().max())
 
@@ -112,10 +113,13 @@ def test_the_predictor_alone_is_dpm_solver_pp_2m(process_name):
     """UniP-2 with B(h) = e^h - 1 and the weight 1/2 is DPM-Solver++(2M), step for step."""
     process = PROCESSES[process_name]
     ts = uniform_log_snr(process, 10)
-    x = prior_sample(process, torch.zeros(8, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
+    x = prior_sample(process, torch.zeros(8, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
     runs = [[], []]
-    unipc(MIXTURE.denoiser(process), x, ts, process=process, corrector=False, callback=lambda i: runs[0].append(i["x"]))
-    dpmpp_2m(MIXTURE.denoiser(process), x, ts, process=process, callback=lambda i: runs[1].append(i["x"]))
+    unipc(MIXTURE.denoiser(process), x, ts, process=process, corrector=False, callback=lambda i: runs[0].append(i["x"]),
+          space=DenseSpace())
+    dpmpp_2m(MIXTURE.denoiser(process), x, ts, process=process, callback=lambda i: runs[1].append(i["x"]),
+             space=DenseSpace())
     for ours, theirs in zip(*runs):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 
@@ -125,18 +129,19 @@ def test_unipc_contract_and_options():
     are refused with the value."""
     process = PROCESSES["vp_linear"]
     ts = uniform_log_snr(process, 7)
-    x = prior_sample(process, torch.zeros(4, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0))
+    x = prior_sample(process, torch.zeros(4, 2, dtype=F64), t=float(ts[0]), generator=torch.Generator().manual_seed(0),
+                     space=DenseSpace())
     outs = []
     for options in ({"order": 1}, {"order": 2}, {"order": 3}, {"order": 3, "variant": "bh1"}, {"corrector": False}):
         counted = count_evaluations(MIXTURE.denoiser(process))
-        outs.append(unipc(counted, x, ts, process=process, **options))
+        outs.append(unipc(counted, x, ts, process=process, space=DenseSpace(), **options))
         assert counted.count == 7, options
     assert all((a - b).abs().max() > 1e-6 for a, b in zip(outs, outs[1:]))
     assert SAMPLERS["unipc"] is unipc
     with pytest.raises(ValueError, match="order must be 1, 2 or 3, got 4"):
-        unipc(MIXTURE.denoiser(process), x, ts, process=process, order=4)
+        unipc(MIXTURE.denoiser(process), x, ts, process=process, order=4, space=DenseSpace())
     with pytest.raises(ValueError, match="variant.*'bh3'"):
-        unipc(MIXTURE.denoiser(process), x, ts, process=process, variant="bh3")
+        unipc(MIXTURE.denoiser(process), x, ts, process=process, variant="bh3", space=DenseSpace())
 
 
 # ---------------------------------------------------------------- against diffusers
@@ -183,7 +188,7 @@ def test_unipc_multistep_scheduler_is_our_unipc(order, variant, steps):
     x = alpha * MIXTURE.sample(8, g)[0] + sigma * torch.randn(8, 2, generator=g, dtype=F64)
     ours = [x]
     unipc(MIXTURE.denoiser(DISCRETE), x, ts, process=DISCRETE, order=order, variant=variant,
-          callback=lambda info: ours.append(info["x"]))
+          callback=lambda info: ours.append(info["x"]), space=DenseSpace())
     theirs = x
     for i, k in enumerate(sched.timesteps):
         theirs = sched.step(_eps_model(theirs, k), k, theirs).prev_sample

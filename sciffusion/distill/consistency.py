@@ -23,7 +23,7 @@ from ..losses import drop_condition
 from ..parameterization import Cond, Denoiser, EDMPrecond
 from ..processes import NoiseProcess
 from ..samplers._common import Callback, add_noise, denoise, finish, report, setup
-from ..space import Space, as_space
+from ..space import Space, require_space
 from ..timesteps import karras
 from .progressive import grid_index
 from .teacher import Teacher, TeacherSource, ode_step
@@ -59,7 +59,7 @@ def sample_consistency(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: No
     ``steps`` steps; one step is f(x, t_max). The grid's last noise level before 0 is where the
     last evaluation happens: keep it well above the data's noise floor (e.g. ``grid=karras
     grid_options.sigma_min=0.8``, Song et al.'s 2-step time for sigma_data = 0.5), else its step adds little."""
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "sample_consistency")
     for i in range(grid.steps - 1):
         x0_hat = space.project(denoise(denoiser, x, grid.t[i], space, cond))
         x = add_noise(grid.alpha[i + 1] * x0_hat, grid.sigma[i + 1], space, generator)
@@ -117,7 +117,7 @@ class ConsistencyDistillationLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         cond = drop_condition(cond or {}, space.batch_size(x0), self.cond_dropout, generator, x0.device)
         if t is None:
             t = self.sample_time(space.batch_size(x0), generator)
@@ -173,7 +173,7 @@ class ConsistencyTrainingLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         cond = drop_condition(cond or {}, space.batch_size(x0), self.cond_dropout, generator, x0.device)
         if t is None:
             t = self.sample_time(space.batch_size(x0), generator)

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..losses import DiffusionLoss, drop_condition
 from ..parameterization import Coefficients, Cond
 from ..processes import NoiseProcess
-from ..space import Space, as_space
+from ..space import Space, require_space
 from ..timesteps import make_grid
 from .teacher import Teacher, TeacherSource, ode_step
 
@@ -85,7 +85,7 @@ class ProgressiveDistillationLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         cond = drop_condition(cond or {}, space.batch_size(x0), self.cond_dropout, generator, x0.device)
         if t is None:
             t = self.sample_time(space.batch_size(x0), generator)

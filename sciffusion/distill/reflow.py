@@ -18,7 +18,7 @@ from torch import Tensor
 from ..losses import DiffusionLoss, drop_condition
 from ..parameterization import Coefficients, Cond
 from ..processes import NoiseProcess
-from ..space import Space, as_space
+from ..space import Space, require_space
 from .teacher import Teacher, TeacherSource
 
 
@@ -103,7 +103,7 @@ class ReflowLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = as_space(space)
+        space = require_space(space, type(self).__name__)
         batch = space.batch_size(x0)
         pairs = self.pairs(x0, space)
         device = torch.device("cpu") if generator is None else generator.device

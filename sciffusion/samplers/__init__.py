@@ -1,11 +1,13 @@
 """Samplers: stateless functions that run a denoiser down a time grid.
 
 Every sampler has the signature
-    sampler(denoiser, x, ts, *, process, space=None, cond=None, generator=None, callback=None, **options)
-where ``x`` is the state at ts[0] (e.g. from ``prior_sample``), ``ts`` a grid from
-``sciffusion.timesteps`` (float64, strictly decreasing, ending at t = 0), ``generator`` drives every
-random draw (through ``space.randn_like``, so graph data and masks work) and ``callback`` receives
-``{"i", "t", "t_next", "x", "x0_hat"}`` after every step. The last step returns x0_hat.
+    sampler(denoiser, x, ts, *, process, space, cond=None, generator=None, callback=None, **options)
+where ``space`` is required (``DenseSpace()`` for plain ``[B, ...]`` tensors; a missing one is a
+one-line TypeError naming the sampler, ``space.require_space``), ``x`` is the state at ts[0] (e.g.
+from ``prior_sample``), ``ts`` a grid from ``sciffusion.timesteps`` (float64, strictly decreasing,
+ending at t = 0), ``generator`` drives every random draw (through ``space.randn_like``, so graph data
+and masks work) and ``callback`` receives ``{"i", "t", "t_next", "x", "x0_hat"}`` after every step.
+The last step returns x0_hat.
 """
 from __future__ import annotations
 

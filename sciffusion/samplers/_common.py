@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..parameterization import Cond, Denoiser
 from ..processes import NoiseProcess
-from ..space import Space, as_space
+from ..space import Space, require_space
 from ..timesteps import custom
 
 Callback = Callable[[dict[str, Any]], None]
@@ -48,8 +48,9 @@ class Grid:
 
 
 def setup(process: NoiseProcess, ts: Tensor | list[float], space: Space | None,
-          cond: Cond | None) -> tuple[Grid, Space, Cond]:
-    return Grid.of(process, ts), as_space(space), ({} if cond is None else cond)
+          cond: Cond | None, sampler: str) -> tuple[Grid, Space, Cond]:
+    """The grid, the space (required: a missing one is a TypeError naming ``sampler``) and the condition."""
+    return Grid.of(process, ts), require_space(space, sampler), ({} if cond is None else cond)
 
 
 def denoise(denoiser: Denoiser, x: Tensor, t: float, space: Space, cond: Cond) -> Tensor:
@@ -83,12 +84,13 @@ def finish(denoiser: Denoiser, x: Tensor, grid: Grid, space: Space, cond: Cond,
 
 def prior_sample(process: NoiseProcess, shape_like: Tensor, *, t: float | None = None, space: Space | None = None,
                  generator: torch.Generator | None = None) -> Tensor:
-    """A draw from the prior N(0, sigma(t)^2 I) shaped like ``shape_like`` (in its subspace), at
-    ``t`` (default ``process.t_max``). The signal part alpha(t) x0 is dropped: at t_max it is
-    negligible for diffusion processes and exactly zero for the linear interpolant at t = 1."""
+    """A draw from the prior N(0, sigma(t)^2 I) shaped like ``shape_like`` (in ``space``'s subspace:
+    required, ``DenseSpace()`` for plain ``[B, ...]`` tensors), at ``t`` (default ``process.t_max``).
+    The signal part alpha(t) x0 is dropped: at t_max it is negligible for diffusion processes and
+    exactly zero for the linear interpolant at t = 1."""
+    space = require_space(space, "prior_sample")
     t = process.t_max if t is None else t
     sigma = float(process.sigma(torch.tensor(t, dtype=torch.float64)))
-    space = as_space(space)
     return sigma * space.randn_like(shape_like, generator)
 
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..parameterization import Cond, Denoiser
 from ..processes import NoiseProcess
-from ..space import Space
+from ..space import Space, require_space
 from ._common import Callback, add_noise, denoise, finish, report, setup, sqrt_clamped
 
 
@@ -28,7 +28,7 @@ def ddim(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, sp
     """
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM), got {eta}")
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "ddim")
     for i in range(grid.steps - 1):
         a_t, s_t, a_s, s_s = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
         x0_hat = denoise(denoiser, x, grid.t[i], space, cond)
@@ -46,5 +46,5 @@ def ddpm(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, sp
          callback: Callback | None = None) -> Tensor:
     """DDPM ancestral sampling (Ho et al. 2020, Alg. 2) with the posterior variance
     ("fixed_small") on any grid: DDIM with eta = 1."""
-    return ddim(denoiser, x, ts, process=process, space=space, cond=cond, eta=1.0, generator=generator,
-                callback=callback)
+    return ddim(denoiser, x, ts, process=process, space=require_space(space, "ddpm"), cond=cond, eta=1.0,
+                generator=generator, callback=callback)

@@ -59,7 +59,7 @@ def deis(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, sp
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS} (the polynomial is in eps_hat or in x0_hat), got {form!r}")
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "deis")
     history: list[tuple[float, Tensor]] = []  # (node, estimate) of the last `order` steps, newest first
     for i in range(grid.steps - 1):
         x0_hat = denoise(denoiser, x, grid.t[i], space, cond)

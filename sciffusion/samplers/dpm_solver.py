@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..parameterization import Cond, Denoiser
 from ..processes import NoiseProcess
-from ..space import Space
+from ..space import Space, require_space
 from ._common import Callback, add_noise, denoise, finish, report, setup
 
 
@@ -33,8 +33,8 @@ def dpmpp_2m(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess
     (e^{-h} - 1) D): second order from the second step on, first order on the first step and on the
     last (to sigma = 0, where it returns x0_hat). Best on a grid uniform in log-SNR or Karras's. One
     evaluation per step. It is ``dpmpp_2m_sde`` with eta = 0, which draws no noise."""
-    return dpmpp_2m_sde(denoiser, x, ts, process=process, space=space, cond=cond, eta=0.0, generator=generator,
-                        callback=callback)
+    return dpmpp_2m_sde(denoiser, x, ts, process=process, space=require_space(space, "dpmpp_2m"), cond=cond,
+                        eta=0.0, generator=generator, callback=callback)
 
 
 @torch.no_grad()
@@ -50,7 +50,7 @@ def dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoisePro
     """
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 = the ODE solver dpmpp_2m), got {eta}")
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "dpmpp_2m_sde")
     x0_prev, h_prev = None, 0.0
     for i in range(grid.steps - 1):
         x0_hat = denoise(denoiser, x, grid.t[i], space, cond)

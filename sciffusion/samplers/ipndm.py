@@ -36,7 +36,7 @@ def ipndm(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, s
     """
     if order not in ADAMS_BASHFORTH:
         raise ValueError(f"order must be 1, 2, 3 or 4, got {order!r}")
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "ipndm")
     eps_history: list[Tensor] = []  # newest first
     for i in range(grid.steps - 1):
         x0_hat = denoise(denoiser, x, grid.t[i], space, cond)

@@ -22,7 +22,7 @@ def euler(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, s
     (Lipman et al. 2023). On the linear interpolant this is rectified-flow / flow-matching sampling.
     Where alpha and sigma are linear in t (EDM, the linear interpolant) it coincides with DDIM(eta=0).
     ``generator`` is accepted for a uniform signature and unused."""
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "euler")
     for i in range(grid.steps - 1):
         x0_hat = denoise(denoiser, x, grid.t[i], space, cond)
         v_hat = velocity_from_denoised(x, x0_hat, grid.alpha[i], grid.sigma[i], grid.d_alpha[i], grid.d_sigma[i])
@@ -45,7 +45,7 @@ def heun(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, sp
     a Heun step to the next level. The last step, to t = 0, is Euler, i.e. returns x0_hat.
     s_churn = 0 (default) is the deterministic Heun sampler, 2N - 1 evaluations for N steps.
     """
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "heun")
     gamma_max = min(s_churn / grid.steps, math.sqrt(2) - 1)
     for i in range(grid.steps - 1):
         s_cur, s_next, t_next, a_next = grid.scaled_sigma[i], grid.scaled_sigma[i + 1], grid.t[i + 1], grid.alpha[i + 1]
@@ -78,7 +78,7 @@ def ode(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, spa
     """
     from torchdiffeq import odeint
 
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "ode")
 
     def velocity(t: Tensor, y: Tensor) -> Tensor:
         t = t.to(torch.float64)

@@ -51,7 +51,7 @@ def euler_maruyama(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseP
                    callback: Callback | None = None) -> Tensor:
     """Euler-Maruyama on the reverse SDE (Song et al. 2021, sec. 4.1); the last step returns x0_hat.
     First order in law, so it needs more steps than the ODE solvers."""
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "euler_maruyama")
     for i in range(grid.steps - 1):
         x0_hat = denoise(denoiser, x, grid.t[i], space, cond)
         x = _euler_maruyama_step(x, x0_hat, grid, i, space, generator)
@@ -78,7 +78,7 @@ def predictor_corrector(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: N
     if corrector_steps < 0 or snr <= 0:
         raise ValueError(f"need corrector_steps >= 0 and snr > 0, got {corrector_steps} and {snr}")
     step = PREDICTORS[predictor]
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "predictor_corrector")
     for i in range(grid.steps - 1):
         for _ in range(corrector_steps):
             score = _score(x, denoise(denoiser, x, grid.t[i], space, cond), grid, i)

@@ -82,7 +82,7 @@ def unipc(denoiser: Denoiser, x: Tensor, ts: Tensor, *, process: NoiseProcess, s
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS} (B(h) = h or e^h - 1), got {variant!r}")
-    grid, space, cond = setup(process, ts, space, cond)
+    grid, space, cond = setup(process, ts, space, cond, "unipc")
     x0: dict[int, Tensor] = {}
     x_start, previous_order = x, 0  # state the last predictor started from, and its order
     for i in range(grid.steps - 1):

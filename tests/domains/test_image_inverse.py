@@ -11,6 +11,7 @@ pytest.importorskip("PIL")
 
 from sciffusion.processes import make_process  # noqa: E402
 from sciffusion.samplers import prior_sample, sample  # noqa: E402
+from sciffusion.space import DenseSpace  # noqa: E402
 from sciffusion.testing import run_app  # noqa: E402
 from sciffusion.timesteps import make_grid  # noqa: E402
 from sciffusion_domains.images import data, inverse  # noqa: E402
@@ -63,8 +64,9 @@ def test_superres_guidance_samples_the_exact_posterior_of_gaussian_images(tmp_pa
                               noise_std=noise_std, data_var=v, unconditional=False, out_dir=str(tmp_path))
     y = torch.from_numpy(np.load(tmp_path / "observation.npy"))
     g = torch.Generator().manual_seed(1)
-    x = prior_sample(process, torch.zeros(4000, 1, 4, 4), generator=g)
-    samples = sample("heun", guided, x, make_grid("karras", process, 48), process=process, generator=g)
+    x = prior_sample(process, torch.zeros(4000, 1, 4, 4), generator=g, space=DenseSpace())
+    samples = sample("heun", guided, x, make_grid("karras", process, 48), process=process, generator=g,
+                     space=DenseSpace())
     observed = inverse.downsample(samples, factor)
     prior_var = v / factor**2
     exact_mean = prior_var / (prior_var + noise_std**2) * y
@@ -84,8 +86,9 @@ def test_replacement_inpainting_pastes_the_known_pixels_of_a_random_mask(tmp_pat
     guided = inverse.inpaint(denoiser, process=process, input=str(tmp_path / "input.png"), mask="random",
                              fraction=0.4, method="replace", unconditional=False, out_dir=str(tmp_path))
     g = torch.Generator().manual_seed(1)
-    x = prior_sample(process, torch.zeros(3, 1, 8, 8), generator=g)
-    samples = sample("euler", guided, x, make_grid("karras", process, 6), process=process, generator=g)
+    x = prior_sample(process, torch.zeros(3, 1, 8, 8), generator=g, space=DenseSpace())
+    samples = sample("euler", guided, x, make_grid("karras", process, 6), process=process, generator=g,
+                     space=DenseSpace())
     known = ~inverse.random_mask(8, 8, 0.4)[0]
     torch.testing.assert_close(samples[:, known], data.read_png(tmp_path / "input.png")[known].expand(3, -1))
     assert {"mask.png", "observation.png", "observation.npy"} <= {p.name for p in tmp_path.iterdir()}

@@ -8,6 +8,7 @@ import torch
 from sciffusion import DiffusionLoss, EDMPrecond, ModelDenoiser
 from sciffusion.losses import DROP
 from sciffusion.processes import EDM, VPCosine
+from sciffusion.space import DenseSpace
 from sciffusion_domains.dense.networks import FIELDS, LABEL, VECTOR, DiT, UNet
 
 NETWORKS = [UNet, DiT]
@@ -176,14 +177,15 @@ def test_training_on_digits_reduces_the_loss(cls, parameterization, digits):
     def evaluation_loss() -> float:  # the same times and noise before and after training
         with torch.no_grad():
             g = torch.Generator().manual_seed(123)
-            return torch.stack([loss_fn(model, x_eval, cond=cond_eval, generator=g).mean() for _ in range(2)]).mean().item()
+            return torch.stack([loss_fn(model, x_eval, cond=cond_eval, generator=g,
+                                        space=DenseSpace()).mean() for _ in range(2)]).mean().item()
 
     before = evaluation_loss()
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(30):
         idx = torch.randint(128, len(x), (32,), generator=g)
-        loss = loss_fn(model, x[idx], cond={LABEL: labels[idx]}, generator=g).mean()
+        loss = loss_fn(model, x[idx], cond={LABEL: labels[idx]}, generator=g, space=DenseSpace()).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -200,7 +202,8 @@ def test_deterministic_given_the_seed(cls, digits):
         net = perturb_(cls(1, num_classes=10))
         model = ModelDenoiser(net, VPCosine(), "eps")
         g = torch.Generator().manual_seed(4)
-        losses.append(DiffusionLoss(VPCosine(), cond_dropout=0.5)(model, x, cond=labels, generator=g))
+        losses.append(DiffusionLoss(VPCosine(), cond_dropout=0.5)(model, x, cond=labels, generator=g,
+                                                                  space=DenseSpace()))
     assert torch.equal(losses[0], losses[1])
 
 
