@@ -2,7 +2,7 @@
 the domain state (atom-count histogram, class frequencies) and the sampling settings that measured
 best, without the optimiser, schedule and RNG states that only resuming needs (half the size).
 
-    python experiments/molecules/joint/ship.py RUN_DIR OUT.ckpt --sampler ddpm --steps 100 --measured "..."
+    python experiments/molecules/joint/ship.py RUN_DIR OUT.ckpt --sampler ddpm --steps 100 [--cfg-scale 2] --measured "..."
 
 The run's own ``checkpoints/last.ckpt`` stays the resumable one.
 """
@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--grid", default="uniform_t")
     parser.add_argument("--categorical", default="posterior")
+    parser.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance by default (conditional models)")
     parser.add_argument("--measured", default="")
     args = parser.parse_args()
     state = load_checkpoint(Path(args.run) / "checkpoints" / "last.ckpt")
@@ -30,7 +31,8 @@ def main() -> None:
     shipped["ema"] = {"decay": state["ema"]["decay"], "num_updates": state["ema"]["num_updates"],
                       "module": state["ema"]["module"]}
     shipped["sampling_defaults"] = {"sampler": args.sampler, "steps": args.steps, "grid": args.grid,
-                                    "guidance": None, "sampler_options": {"categorical": args.categorical},
+                                    "guidance": None if args.cfg_scale is None else {"name": "cfg", "scale": args.cfg_scale},
+                                    "sampler_options": {"categorical": args.categorical},
                                     "measured": args.measured}
     save_checkpoint(shipped, Path(args.out))
     print(f"{args.out}: step {state['step']}, {Path(args.out).stat().st_size / 1e6:.1f} MB")
