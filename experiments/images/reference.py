@@ -16,6 +16,7 @@ import torch
 import sciffusion
 from sciffusion.guidance import DropCondition
 from sciffusion.likelihood import log_likelihood
+from sciffusion.space import DenseSpace
 from sciffusion_domains.images.domain import ImagesDomain
 
 
@@ -31,7 +32,7 @@ def bits_per_dim(checkpoint: str, num: int, rtol: float) -> dict[str, float]:
     x, _ = parts.domain.dataset("test").tensors(num)
     start = time.time()
     result = log_likelihood(model, x, process=parts.process, rtol=rtol, atol=rtol, data_var=0.5 ** 2,
-                            generator=torch.Generator().manual_seed(0))
+                            generator=torch.Generator().manual_seed(0), space=DenseSpace())
     bpd = result.bits_per_dim
     # x in [-1, 1] holds 8-bit pixels: a bin is 2/256 wide, so the discrete code length is the
     # continuous one plus log2(256 / 2) = 7 bits a dimension (uniform dequantisation bound not applied)
