@@ -24,7 +24,7 @@ import torch
 from . import registry
 
 
-DOMAIN_OF = {"audio_gap": "audio", "molecules_edm": "molecules"}  # demo step -> its domain (folder and pip extra), where they differ
+DOMAIN_OF = {"audio_gap": "audio", "molecules_edm": "molecules", "images_2step": "images"}  # demo step -> its domain (folder and pip extra), where they differ
 REGISTERED_AS = {"molecules": "qm9"}  # domain folder -> entry-point name, where they differ
 
 
@@ -56,6 +56,11 @@ def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
                       ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=50", "batch_size=50",
                        "sampler=dpmpp_2m", "steps=20", "guidance=cfg", "guidance.scale=2.0", "save_samples=true",
                        f"out_dir={out / 'images'}"]))
+    if (ckpt := shipped("images", "mnist_consistency.ckpt")) is not None:
+        steps.append(("images_2step", "the same digits from the distilled model in 2 steps, no guidance needed "
+                      "(consistency distillation; beside the teacher's 20 guided steps)",
+                      ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=50", "batch_size=50",
+                       "steps=2", "save_samples=true", f"out_dir={out / 'images_2step'}"]))
     if (ckpt := shipped("weather", "hadisst_forecast.ckpt")) is not None:
         steps.append(("weather", "SST ensemble forecasts (NetCDF, maps, Nino 3.4 plume, CRPS vs baselines)",
                       ["-m", "sciffusion_domains.weather.forecast", f"checkpoint={ckpt}", "members=4", "leads=3",

@@ -63,6 +63,12 @@ SHIPPED: dict[str, Shipped] = {
                       {"sampler": "dpmpp_2m", "steps": 20, "grid": "karras", "guidance": {"name": "cfg", "scale": 2.0}},
                       "experiments/images/README.md and make demo: DPM-Solver++(2M) 20 steps, CFG 2 (class accuracy "
                       "0.99 against 0.91 unguided)"),
+    "digits_consistency": Shipped("images", "mnist_consistency.ckpt",
+                                  "the digits model distilled to 1-4 steps (consistency distillation, CFG 2 distilled in)",
+                                  {"sampler": "consistency", "steps": 2, "grid": "karras",
+                                   "grid_options": {"sigma_min": 0.8}, "guidance": None},
+                                  "experiments/distillation/README.md: 2 steps, FD 3.78 and 99.2% recognised (teacher "
+                                  "at 40 NFE: FD 3.89, 98.6%)"),
     "spoken_digits": Shipped("audio", "spoken_digits.ckpt", "one-second spoken digits as log-mel spectrograms",
                              {"sampler": "dpmpp_2m", "steps": 25, "grid": "karras",
                               "guidance": {"name": "cfg", "scale": 2.0}},
@@ -71,7 +77,7 @@ SHIPPED: dict[str, Shipped] = {
                        {"sampler": "heun", "steps": 12, "grid": "karras", "guidance": None},
                        "experiments/weather/README.md: Heun 12 steps on the Karras grid"),
 }
-ALIASES = {"mnist": "digits", "mnist_unet": "digits", "audio": "spoken_digits", "weather": "hadisst",
+ALIASES = {"mnist": "digits", "mnist_unet": "digits", "mnist_consistency": "digits_consistency", "audio": "spoken_digits", "weather": "hadisst",
            "hadisst_forecast": "hadisst", "qm9_cpu": "qm9", "qm9_alpha_cpu": "qm9_alpha",
            "qm9_joint_alpha_cpu": "qm9_joint_alpha"}
 

@@ -154,7 +154,8 @@ def test_demo_samples_every_shipped_checkpoint_molecules_first(tmp_path):
     plan = demo.demo_steps(tmp_path)
     names = [name for name, _, _ in plan]
     shipped = [d for d, f in [("molecules", "qm9_joint_cpu.ckpt"), ("molecules_edm", "qm9_cpu.ckpt"),
-                              ("images", "mnist_unet.ckpt"), ("weather", "hadisst_forecast.ckpt"),
+                              ("images", "mnist_unet.ckpt"), ("images_2step", "mnist_consistency.ckpt"),
+                              ("weather", "hadisst_forecast.ckpt"),
                               ("audio", "spoken_digits.ckpt")]
                if demo.shipped(demo.DOMAIN_OF.get(d, d), f) is not None]
     assert names[:len(shipped)] == shipped and (not shipped or names[0] == shipped[0])
