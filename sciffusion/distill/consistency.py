@@ -19,14 +19,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..losses import drop_condition
 from ..parameterization import Cond, Denoiser, EDMPrecond
 from ..processes import NoiseProcess
 from ..samplers._common import Callback, add_noise, denoise, finish, report, setup
-from ..space import Space, require_space
+from ..space import Space
 from ..timesteps import karras
 from .progressive import grid_index
-from .teacher import Teacher, TeacherSource, ode_step
+from .teacher import Teacher, TeacherSource, loss_inputs, ode_step
 
 
 class ConsistencyPrecond(EDMPrecond):
@@ -117,10 +116,7 @@ class ConsistencyDistillationLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = require_space(space, type(self).__name__)
-        cond = drop_condition(cond or {}, space.batch_size(x0), self.cond_dropout, generator, x0.device)
-        if t is None:
-            t = self.sample_time(space.batch_size(x0), generator)
+        space, cond, t = loss_inputs(self, x0, space, cond, t, generator)
         levels = self.levels.to(x0.device)
         k = grid_index(levels[:-1], t, "consistency distillation")
         t, s = levels[k], levels[k + 1]
@@ -173,10 +169,7 @@ class ConsistencyTrainingLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = require_space(space, type(self).__name__)
-        cond = drop_condition(cond or {}, space.batch_size(x0), self.cond_dropout, generator, x0.device)
-        if t is None:
-            t = self.sample_time(space.batch_size(x0), generator)
+        space, cond, t = loss_inputs(self, x0, space, cond, t, generator)
         t = t.to(device=x0.device, dtype=torch.float64)
         s = _scaled_sigma(self.process, t)
         s_r = s * self.gap_ratio(s)

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..losses import DiffusionLoss, drop_condition
+from ..losses import DiffusionLoss
 from ..parameterization import Coefficients, Cond
 from ..processes import NoiseProcess
-from ..space import Space, require_space
+from ..space import Space
 from ..timesteps import make_grid
-from .teacher import Teacher, TeacherSource, ode_step
+from .teacher import Teacher, TeacherSource, loss_inputs, ode_step
 
 
 def grid_index(grid: Tensor, t: Tensor, what: str) -> Tensor:
@@ -85,10 +85,7 @@ class ProgressiveDistillationLoss:
 
     def __call__(self, model, x0: Tensor, *, space: Space | None = None, cond: Cond | None = None,
                  t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        space = require_space(space, type(self).__name__)
-        cond = drop_condition(cond or {}, space.batch_size(x0), self.cond_dropout, generator, x0.device)
-        if t is None:
-            t = self.sample_time(space.batch_size(x0), generator)
+        space, cond, t = loss_inputs(self, x0, space, cond, t, generator)
         i = grid_index(self.starts.to(x0.device), t, "progressive distillation")
         t = self.grid.to(x0.device)[2 * i].to(x0.dtype)
         x0 = space.project(x0)

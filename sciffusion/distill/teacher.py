@@ -82,3 +82,17 @@ def ode_step(denoiser: Denoiser, x: Tensor, t: Tensor, s: Tensor, *, process: No
     y_next = y + (s_s - s_t) * d
     d_next = (y_next - denoiser(c_s.alpha * y_next, s, space, cond)) / s_s
     return c_s.alpha * (y + (s_s - s_t) * (0.5 * d + 0.5 * d_next))  # Karras et al. 2022, Alg. 1, line 8
+
+
+def loss_inputs(loss, x0: Tensor, space: Space | None, cond: Cond | None, t: Tensor | None,
+                generator: torch.Generator | None) -> tuple[Space, Cond, Tensor]:
+    """What every time-sampling distillation loss starts from: the batch's space (required), the
+    condition with ``loss.cond_dropout`` applied, and the times (``loss.sample_time`` when not given)."""
+    from ..losses import drop_condition
+    from ..space import require_space
+
+    space = require_space(space, type(loss).__name__)
+    cond = drop_condition(cond or {}, space.batch_size(x0), loss.cond_dropout, generator, x0.device)
+    if t is None:
+        t = loss.sample_time(space.batch_size(x0), generator)
+    return space, cond, t
