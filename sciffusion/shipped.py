@@ -36,7 +36,7 @@ class Shipped:
 SHIPPED: dict[str, Shipped] = {
     "qm9_joint": Shipped("molecules", "qm9_joint_cpu.ckpt",
                          "QM9 molecules with hydrogens: positions, atom types, charges and bonds generated jointly "
-                         "(still training; see experiments/molecules/joint/README.md)",
+                         "(see experiments/molecules/joint/README.md)",
                          {"sampler": "ddpm", "steps": 500, "grid": "uniform_t", "guidance": None,
                           "sampler_options": {"categorical": "posterior"}},
                          "experiments/molecules/joint/README.md: DDPM 500 steps gives the most stable and valid "
