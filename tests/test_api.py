@@ -183,3 +183,18 @@ def test_sample_app_guidance_scale_alone_applies_to_the_digits_stored_guidance()
     with pytest.raises(ValueError, match="guidance.scael: not an option of .*ClassifierFreeGuidance; its options "
                                          "are scale, interval"):
         checks.check_sampling({**opts, "guidance": typo}, model.config, model.domain)
+
+
+@pytest.mark.parametrize("name", sorted(shipped.SHIPPED))
+def test_shipped_checkpoints_hold_only_what_sampling_needs(name):
+    """No optimiser, schedule or RNG state (they only serve resuming and would triple the size); the
+    model's weights are the EMA's."""
+    from sciffusion.training import load_checkpoint
+    from sciffusion.training.checkpoint import SHIPPED_KEYS
+
+    path = shipped.lookup(name).path()
+    if path is None:
+        pytest.skip(f"the {name} checkpoint is not installed")
+    state = load_checkpoint(path)
+    assert set(state) <= {*SHIPPED_KEYS, "model", "ema"}, sorted(set(state) - {*SHIPPED_KEYS, "model", "ema"})
+    assert all(torch.equal(state["model"][k], v) for k, v in state["ema"]["module"].items())

@@ -54,6 +54,23 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+#: What a shipped checkpoint keeps: sampling needs the config, the domain's state, the EMA weights and
+#: the measured sampling settings; the optimiser, schedule, scaler, data order and RNG states only
+#: serve resuming and would triple its size.
+SHIPPED_KEYS = ("format", "version", "step", "config", "domain", "sampling_defaults")
+
+
+def for_sampling(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint reduced to what sampling needs (``SHIPPED_KEYS``), its EMA weights also stored as
+    the model's (one copy on disk: the tensors are shared). It still starts new runs
+    (``train.init_from``); resuming needs the run's own checkpoint."""
+    slim = {key: state[key] for key in SHIPPED_KEYS if key in state}
+    ema = state["ema"]
+    slim["model"] = ema["module"]
+    slim["ema"] = {"decay": ema["decay"], "num_updates": ema["num_updates"], "module": ema["module"]}
+    return slim
+
+
 def _reason(err: BaseException) -> str:
     """What went wrong, in PyTorch's words minus its advice (retrying with ``weights_only=False`` or
     allow-listing classes runs code from the file: wrong for a file of unknown origin)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sciffusion.training import load_checkpoint, save_checkpoint
+from sciffusion.training import for_sampling, load_checkpoint, save_checkpoint
 
 
 def main() -> None:
@@ -26,10 +26,7 @@ def main() -> None:
     parser.add_argument("--measured", default="")
     args = parser.parse_args()
     state = load_checkpoint(Path(args.run) / "checkpoints" / "last.ckpt")
-    shipped = {key: state[key] for key in ("format", "version", "step", "config", "domain")}
-    shipped["model"] = state["ema"]["module"]  # the weights sampling uses, also under "ema" for load()
-    shipped["ema"] = {"decay": state["ema"]["decay"], "num_updates": state["ema"]["num_updates"],
-                      "module": state["ema"]["module"]}
+    shipped = for_sampling(state)
     shipped["sampling_defaults"] = {"sampler": args.sampler, "steps": args.steps, "grid": args.grid,
                                     "guidance": None if args.cfg_scale is None else {"name": "cfg", "scale": args.cfg_scale},
                                     "sampler_options": {"categorical": args.categorical},
