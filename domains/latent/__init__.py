@@ -1,0 +1,1 @@
+"""The ``latent`` domain plugin: any dense domain seen through a trained autoencoder (``domain``)."""

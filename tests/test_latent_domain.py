@@ -1,0 +1,133 @@
+"""The latent domain: a dense domain seen through a trained autoencoder. Its latents are scaled to unit
+variance by the encoded training data, decode to the base domain's objects, and a diffusion checkpoint
+trained on them embeds the autoencoder: sciffusion.load and sciffusion-sample need nothing else, with
+any sampler and with classifier-free guidance."""
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+import sciffusion
+import sciffusion.cli  # noqa: F401  (registers the schemas and the domain search path)
+from sciffusion.cli.train import run
+from sciffusion.latent import KLAutoencoder
+from sciffusion.latent.autoencoder import TARGET
+from sciffusion.losses import flow_matching_loss
+from sciffusion.parameterization import ModelDenoiser
+from sciffusion.registry import make_domain
+from sciffusion.space import DenseSpace
+from sciffusion.testing import run_app
+from sciffusion.training import save_checkpoint
+from sciffusion_domains.images.domain import DecodedImage
+
+BASE = {"name": "images", "dataset": "sklearn_digits", "conditional": True}
+
+
+def compose_train(overrides: list[str]):
+    with initialize_config_module("sciffusion.conf", version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def autoencoder(tmp_path_factory) -> Path:
+    """Two steps of the autoencoder app on the 8x8 digits: 2x4x4 latents."""
+    folder = tmp_path_factory.mktemp("ae")
+    run(compose_train(["experiment=mnist_latent_autoencoder", "domain.dataset=sklearn_digits",
+                       "network.channels=[8,16]", "network.latent_channels=2", "train.steps=2", "train.batch_size=16",
+                       "train.warmup=0", "train.tensorboard=false"]), folder)
+    return folder / "checkpoints/last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def latent_checkpoint(autoencoder, tmp_path_factory) -> Path:
+    """Three steps of experiment=mnist_latent_dit (a small DiT) on those latents; the autoencoder file is
+    then moved away, so that sampling can only use the copy embedded in the checkpoint."""
+    folder = tmp_path_factory.mktemp("latent")
+    own = folder / "ae.ckpt"
+    shutil.copy(autoencoder, own)
+    run(compose_train(["experiment=mnist_latent_dit", "domain.base.dataset=sklearn_digits", f"domain.autoencoder={own}",
+                       "network.dit.width=32", "network.dit.depth=1", "train.steps=3", "train.batch_size=16",
+                       "train.warmup=0", "train.tensorboard=false", "sampling.steps=4", "loss.cond_dropout=0.2"]),
+        folder / "run")
+    own.unlink()
+    return folder / "run/checkpoints/last.ckpt"
+
+
+def test_latents_are_scaled_to_unit_variance_and_decode_to_images(autoencoder):
+    domain = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
+    assert domain.shape == (2, 4, 4) and domain.num_classes == 10
+    train = domain.dataset("train")
+    batch = domain.collate([train[i] for i in range(5)])
+    assert batch.x.shape == (5, 2, 4, 4) and batch.cond["label"].shape == (5,)
+    assert float(train.latents.std()) == pytest.approx(1.0, rel=1e-5)
+    images = domain.base.collate([domain.base.dataset("train")[i] for i in range(5)])
+    torch.testing.assert_close(batch.x, domain.encode(images.x) * domain.scale_factor)
+    decoded = domain.decode(batch.x, batch.space, batch.cond)
+    assert [type(o) for o in decoded] == [DecodedImage] * 5
+    assert decoded[0].pixels.shape == (8, 8, 1) and [o.label for o in decoded] == batch.cond["label"].tolist()
+    assert domain.condition(3, label=7)["label"].tolist() == [7, 7, 7]
+    with pytest.raises(ValueError, match="cond.colour"):
+        domain.condition(2, colour=1)
+
+
+def test_state_round_trip_needs_no_autoencoder_file(autoencoder):
+    domain = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
+    state = domain.state_dict()
+    restored = make_domain("latent", base=BASE, autoencoder=None)
+    restored.load_state_dict(state)
+    z = torch.randn(2, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(restored.decode_latents(z), domain.decode_latents(z))
+    assert restored.scale_factor == domain.scale_factor and restored.shape == (2, 4, 4)
+
+
+def test_every_loss_runs_on_latents(autoencoder):
+    """The core's losses see a plain dense batch: here flow matching with a UNet on the latents."""
+    domain = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
+    batch = domain.collate([domain.dataset("train")[i] for i in range(4)])
+    loss = flow_matching_loss()
+    net = domain.network(kind="unet", unet={"channels": 8, "channel_mult": [1], "attention_levels": [],
+                                            "head_channels": 8})
+    value = loss(ModelDenoiser(net, loss.process, "velocity"), batch.x, space=batch.space, cond=batch.cond,
+                 generator=torch.Generator().manual_seed(0))
+    assert value.shape == (4,) and torch.isfinite(value).all()
+
+
+def test_clear_errors(autoencoder, tmp_path):
+    with pytest.raises(ValueError, match="needs domain.autoencoder=PATH"):
+        _ = make_domain("latent", base=BASE).shape
+    with pytest.raises(ValueError, match="domain.base must name"):
+        make_domain("latent", base={"dataset": "mnist5k"})
+    wrong = KLAutoencoder(3, latent_channels=2, channels=[8, 16])
+    network = {"_target_": TARGET, **wrong.options}
+    save_checkpoint({"step": 0, "config": {"network": network}, "model": wrong.state_dict(),
+                     "ema": {"module": wrong.state_dict()}}, tmp_path / "rgb.ckpt")
+    with pytest.raises(ValueError, match=r"does not fit domain.base.*\(3, H, W\), got \(1, 8, 8\)"):
+        _ = make_domain("latent", base=BASE, autoencoder=str(tmp_path / "rgb.ckpt")).shape
+    with pytest.raises(ValueError, match="lacks"):
+        make_domain("latent", base=BASE).load_state_dict({"base": {}})
+
+
+@pytest.mark.parametrize("sampler", ["heun", "ddim"])
+def test_load_and_sample_with_cfg_from_the_checkpoint_alone(latent_checkpoint, sampler):
+    model = sciffusion.load(latent_checkpoint)
+    samples = model.sample(6, sampler=sampler, steps=4, guidance=2.0, cond={"label": [3, 5]}, verbose=False,
+                           progress=False)
+    assert [o.label for o in samples] == [3, 5, 3, 5, 3, 5]
+    assert all(isinstance(o, DecodedImage) and o.pixels.shape == (8, 8, 1) for o in samples)
+    latents = [model.draw(2, model.settings(sampler=sampler, steps=4, guidance=g), cond={"label": [3, 5]},
+                          progress=False)[0].x for g in (2.0, "none")]
+    assert latents[0].shape == (2, 2, 4, 4) and not torch.equal(*latents)  # the guidance acts (weakly: 3 steps)
+
+
+def test_save_pretrained_and_the_sample_app(latent_checkpoint, tmp_path):
+    model = sciffusion.load(latent_checkpoint)
+    folder = model.save_pretrained(tmp_path / "model")
+    again = sciffusion.load(folder)
+    first, second = (m.sample(2, steps=3, verbose=False, progress=False) for m in (model, again))
+    assert all((a.pixels == b.pixels).all() for a, b in zip(first, second))
+    out = tmp_path / "samples"
+    run_app("sample", f"checkpoint={latent_checkpoint}", "num_samples=4", "steps=3", "guidance=cfg",
+            "guidance.scale=1.5", "cond.label=2", f"out_dir={out}", "progress=false", cwd=tmp_path)
+    assert sorted(p.name for p in out.glob("*.png")) == ["figure.png"] + [f"sample_0000{i}_2.png" for i in range(4)]
