@@ -104,3 +104,18 @@ def test_experiment_composes_with_the_images_domain_alone():
     cfg = OmegaConf.to_container(compose_train(["experiment=mnist_latent_autoencoder"]), resolve=True)
     assert set(cfg["network"]) == {"_target_", "in_channels", "latent_channels", "channels", "num_res_blocks"}
     assert cfg["domain"]["name"] == "images" and cfg["loss"]["_target_"] == "sciffusion.latent.AutoencoderLoss"
+
+
+def test_feature_loss_through_a_domain_classifier():
+    """The images domain's shipped classifier as phi: frozen, yet its features pass gradients to x_hat."""
+    from sciffusion_domains.latent.features import ClassifierFeatures
+
+    torch.manual_seed(0)
+    phi = ClassifierFeatures("sklearn_digits")
+    ae = KLAutoencoder(1, latent_channels=2, channels=[8, 8])
+    loss = AutoencoderLoss(feature_weight=1.0, features=phi)
+    value = loss(ae, torch.rand(3, 1, 8, 8) * 2 - 1, space=DenseSpace(), generator=torch.Generator().manual_seed(0))
+    value.sum().backward()
+    assert loss.last_terms["features"] > 0 and ae.decoder[-1].weight.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in phi.model().parameters())
+    assert sum(p.numel() for p in ae.parameters()) == sum(v.numel() for v in ae.state_dict().values())
