@@ -131,3 +131,13 @@ def test_save_pretrained_and_the_sample_app(latent_checkpoint, tmp_path):
     run_app("sample", f"checkpoint={latent_checkpoint}", "num_samples=4", "steps=3", "guidance=cfg",
             "guidance.scale=1.5", "cond.label=2", f"out_dir={out}", "progress=false", cwd=tmp_path)
     assert sorted(p.name for p in out.glob("*.png")) == ["figure.png"] + [f"sample_0000{i}_2.png" for i in range(4)]
+
+
+def test_autoencoder_evaluation(autoencoder):
+    from sciffusion_domains.latent.evaluate import evaluate, psnr
+
+    one_level = psnr(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8))
+    torch.testing.assert_close(one_level, torch.full((2,), 20 * torch.log10(torch.tensor(255.0)).item(), dtype=torch.float64))
+    out = evaluate(str(autoencoder), dataset="sklearn_digits")
+    assert out["latent_shape"] == [2, 4, 4] and out["compression"] == 2.0 and out["images"] > 100
+    assert 0 <= out["accuracy_reconstructed"] <= 1 and out["accuracy_real"] > 0.9 and out["psnr_db"] > 0
