@@ -141,3 +141,18 @@ def test_autoencoder_evaluation(autoencoder):
     out = evaluate(str(autoencoder), dataset="sklearn_digits")
     assert out["latent_shape"] == [2, 4, 4] and out["compression"] == 2.0 and out["images"] > 100
     assert 0 <= out["accuracy_reconstructed"] <= 1 and out["accuracy_real"] > 0.9 and out["psnr_db"] > 0
+
+
+def test_inpainting_through_the_decoder_from_python(latent_checkpoint):
+    """A data-space observation (the top half of a digit) guides the latent model through the decoder."""
+    model = sciffusion.load(latent_checkpoint)
+    domain = model.domain
+    digit = domain.base.collate([domain.base.dataset("test")[0]]).x
+    observe = lambda x: x[..., :4, :]  # noqa: E731
+    make = lambda d: domain.posterior_guidance(d, model.process, observe=observe, y=observe(digit), noise_std=0.1,  # noqa: E731
+                                               unconditional=True)
+    samples = model.sample(3, steps=4, guidance=make, verbose=False, progress=False)
+    assert [o.pixels.shape for o in samples] == [(8, 8, 1)] * 3
+    guided = make(model.denoiser)
+    # operator, y and noise scaled by 1 / sqrt(gram), the measured mean eigenvalue of M M^T
+    assert guided.noise_std == pytest.approx(0.1 * guided.observe.gain) and guided.observe.gain != 1

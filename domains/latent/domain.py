@@ -14,14 +14,16 @@ sampling reads neither the data nor the autoencoder file.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from sciffusion.domain import Batch, Domain, check_condition_request
-from sciffusion.latent import KLAutoencoder, autoencoder_from_state, autoencoder_state, load_autoencoder
+from sciffusion.latent import (DecodedObservation, KLAutoencoder, autoencoder_from_state, autoencoder_state,
+                               latent_posterior_guidance, load_autoencoder)
+from sciffusion.latent.guidance import estimate_gram
 from sciffusion.parameterization import Cond
 from sciffusion.registry import make_domain
 from sciffusion.space import DenseSpace, Space
@@ -189,6 +191,24 @@ class LatentDomain(Domain):
         autoencoder = self.autoencoder
         device = next(autoencoder.parameters()).device
         return autoencoder.decode(z.to(device) / self.scale_factor, size=self.base_shape[1:]).to(z.device)
+
+    def decoder(self) -> Callable[[Tensor], Tensor]:
+        """The differentiable map of unscaled latents ``[B, c, h, w]`` to base-domain data ``[B, C, H, W]``
+        (on the latents' device), for guidance through the decoder."""
+        autoencoder, size = self.autoencoder, self.base_shape[1:]
+        return lambda u: autoencoder.to(u.device).decode(u, size=size)
+
+    def posterior_guidance(self, denoiser, process, *, observe: Callable[[Tensor], Tensor], y: Tensor,
+                           gram: float | str = "auto", **options: Any):
+        """Posterior guidance of a latent model for a data-space observation y = observe(x0) + noise
+        (inpainting, super-resolution...; ``sciffusion.latent.latent_posterior_guidance``, whose
+        ``options`` it takes). ``gram="auto"`` measures M M^T's mean eigenvalue at 16 prior latents."""
+        if gram == "auto":
+            operator = DecodedObservation(self.decoder(), observe, scale_factor=self.scale_factor)
+            z = torch.randn(16, *self.shape, generator=torch.Generator().manual_seed(0))
+            gram = estimate_gram(operator, z, probes=4, generator=torch.Generator().manual_seed(1))
+        return latent_posterior_guidance(denoiser, process, decoder=self.decoder(), observe=observe, y=y,
+                                         scale_factor=self.scale_factor, gram=gram, **options)
 
     def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[Any]:
         data = self.decode_latents(x)
