@@ -57,7 +57,9 @@ def latent_checkpoint(autoencoder, tmp_path_factory) -> Path:
 
 def test_latents_are_scaled_to_unit_variance_and_decode_to_images(autoencoder):
     domain = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
-    assert domain.shape == (2, 4, 4) and domain.num_classes == 10
+    assert domain.shape == (2, 4, 4) and domain.num_classes == 10 and domain.conditional
+    unconditional = make_domain("latent", base={**BASE, "conditional": False}, autoencoder=str(autoencoder))
+    assert not unconditional.conditional and unconditional.num_classes == 0 and unconditional.condition(2) == {}
     train = domain.dataset("train")
     batch = domain.collate([train[i] for i in range(5)])
     assert batch.x.shape == (5, 2, 4, 4) and batch.cond["label"].shape == (5,)

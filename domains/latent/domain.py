@@ -171,9 +171,14 @@ class LatentDomain(Domain):
         return (UNet if kind == "unet" else DiT)(self.shape[0], num_classes=self.num_classes, **options)
 
     @property
+    def conditional(self) -> bool:
+        """Whether the base domain is (what the apps' guidance checks read)."""
+        return bool(getattr(self.base, "conditional", False))
+
+    @property
     def num_classes(self) -> int:
         """The base domain's class count when it is conditional, else 0."""
-        return int(getattr(self.base, "num_classes", 0)) if getattr(self.base, "conditional", False) else 0
+        return int(getattr(self.base, "num_classes", 0)) if self.conditional else 0
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None, **request: Any) -> Cond:
         """The base domain's conditions (``cond.label=3``...)."""
