@@ -109,6 +109,11 @@ def test_clear_errors(autoencoder, tmp_path):
         _ = make_domain("latent", base=BASE, autoencoder=str(tmp_path / "rgb.ckpt")).shape
     with pytest.raises(ValueError, match="lacks"):
         make_domain("latent", base=BASE).load_state_dict({"base": {}})
+    trained = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
+    state = trained.state_dict()
+    state["autoencoder"]["weights"] = {k: v + 1 for k, v in state["autoencoder"]["weights"].items()}
+    with pytest.raises(ValueError, match="differs from the one embedded in the checkpoint"):
+        trained.load_state_dict(state)
 
 
 @pytest.mark.parametrize("sampler", ["heun", "ddim"])

@@ -32,6 +32,11 @@ NETWORKS = ("unet", "dit")
 STATE_KEYS = {"base", "autoencoder", "scale_factor"}
 
 
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    one, other = a.state_dict(), b.state_dict()
+    return one.keys() == other.keys() and all(torch.equal(one[k].cpu(), other[k].cpu()) for k in one)
+
+
 class LatentDataset(Dataset):
     """Encoded items: ``(z [c, h, w], cond {name: value})``, the conditions as the base domain collated them."""
 
@@ -149,10 +154,14 @@ class LatentDomain(Domain):
         if missing or unknown:
             raise ValueError(f"a latent domain's state holds {sorted(STATE_KEYS)}; this one lacks {sorted(missing)} and "
                              f"has {sorted(unknown)} besides: it was not written by the latent domain")
+        embedded = autoencoder_from_state(state["autoencoder"])
+        if self._autoencoder is not None and not _same_weights(self._autoencoder, embedded):
+            raise ValueError(f"the autoencoder {self.autoencoder_path} differs from the one embedded in the checkpoint, "
+                             "which its latents were trained with; resume with domain.autoencoder= that file, or start "
+                             "a new run (train.resume=null)")
         self.base.load_state_dict(state["base"])
         self._scale_factor = float(state["scale_factor"])
-        self._autoencoder = self._checked(autoencoder_from_state(state["autoencoder"]), "embedded in the checkpoint")
-        self._splits.clear()
+        self._autoencoder = self._checked(embedded, "embedded in the checkpoint")
 
     # -- model -----------------------------------------------------------------------------------
     def network(self, *, kind: str = "dit", unet: dict[str, Any] | None = None,
