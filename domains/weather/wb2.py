@@ -134,7 +134,7 @@ def headline_scores(forecast: xr.Dataset, truth: xr.Dataset, *, climatology: xr.
             scores["crps"] = spatial_mean(crps_fair(f, o), weights).mean("time")
             variance = f.var("member", ddof=1).where(o.notnull())
             scores["spread"] = np.sqrt(spatial_mean(variance, weights).mean("time"))
-            scores["spread_skill"] = scores["spread"] / scores["rmse"]
+            scores["spread_skill"] = scores["spread"] / scores["rmse"].where(scores["rmse"] > 0)  # NaN if perfect
         out[name] = xr.concat(list(scores.values()), dim=xr.DataArray(list(scores), dims="metric", name="metric"))
         out[name].attrs = {k: v for k, v in f.attrs.items() if k in ("units", "long_name", "short_name")}
     ds = xr.Dataset(out).compute()

@@ -211,3 +211,16 @@ def test_latitude_weights_keep_the_poles_and_follow_descending_latitude(path):
     for w in (cos, cell):
         assert w.mean().item() == pytest.approx(1.0)
     assert torch.equal(domain(path, loss_weighting="uniform").loss_weights.flatten(), torch.ones(9))
+
+
+def test_a_store_in_longitude_latitude_order_gives_the_same_windows(path, tmp_path):
+    """WeatherBench 2's regridded stores hold (time, [level,] longitude, latitude), latitude ascending."""
+    ds = xr.open_zarr(path).load()
+    flipped = ds.transpose("time", "level", "longitude", "latitude").isel(latitude=slice(None, None, -1))
+    flipped.to_zarr(tmp_path / "lonlat.zarr", zarr_format=2, encoding={v: {"chunks": (1, *flipped[v].shape[1:])}
+                                                                       for v in flipped.data_vars})
+    a = domain(path).dataset("train")
+    b = domain(path, sources=[{"path": str(tmp_path / "lonlat.zarr"), "variables": VARIABLES,
+                               "levels": [500, 850]}]).dataset("train")
+    for key in ("x", "fields"):  # equal up to the float32 rounding of the statistics, summed in another order
+        torch.testing.assert_close(b[4][key], a[4][key])
