@@ -40,6 +40,8 @@ def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks this rank's CUDA device, else MPS, else CPU."""
     if name != "auto":
         device = torch.device(name)
+        if device.type == "cuda" and device.index is None:  # "cuda": this rank's GPU (set_device needs an index)
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     elif torch.cuda.is_available():
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

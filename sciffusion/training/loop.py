@@ -13,7 +13,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -142,14 +142,17 @@ class Trainer:
     ``optimizer`` builds the optimiser from the parameters. ``run_dir`` receives ``checkpoints/``,
     ``metrics.jsonl``, ``tensorboard/`` and ``samples/``; ``config`` (plain nested dicts) is stored in
     every checkpoint. ``sampling`` enables periodic sampling with the EMA weights of a denoiser, under
-    ``process`` (which a model that does not sample need not give).
+    ``process`` (which a model that does not sample need not give). ``given`` names the config keys set
+    on the command line: on resume, options the run's config lacks and that were not given are options
+    added to the library since, accepted at their current values (``resume.check_resumable``).
     """
 
     def __init__(self, *, domain: Domain, model: nn.Module, process: NoiseProcess | None, loss: TrainingLoss,
                  optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer], run_dir: str | Path,
                  options: TrainOptions | None = None, sampling: SamplingOptions | None = None,
-                 config: dict[str, Any] | None = None):
+                 config: dict[str, Any] | None = None, given: Sequence[str] | None = None):
         self.opts = options or TrainOptions()
+        self.given = given
         if sampling is not None and process is None:
             raise ValueError("periodic sampling (sampling=...) needs the noise process; pass process=")
         self.domain, self.process, self.loss_fn, self.sampling = domain, process, loss, sampling
@@ -227,7 +230,9 @@ class Trainer:
 
     def _read_resume(self, path: Path) -> dict[str, Any]:
         try:
-            return load_checkpoint(path, map_location=self.device)
+            # On the CPU: load_state_dict moves weights and optimiser state to the model's device, while
+            # generator states and the domain's statistics must stay on the CPU (a run may change device).
+            return load_checkpoint(path, map_location="cpu")
         except CorruptCheckpointError as err:
             raise CorruptCheckpointError(f"cannot resume: {err}; resume from another with train.resume=PATH, "
                                          "or start afresh with train.resume=null") from None
@@ -243,10 +248,13 @@ class Trainer:
         path = self._resume_path()
         if path is not None:
             state = self._read_resume(path)
-            check_resumable(state, self.config, path)
+            added = check_resumable(state, self.config, path, given=self.given)
             self.load_state_dict(state)
             if self.rank == 0 and not self.finished:
                 announce(f"resuming from step {self.step} of {path}")
+                if added:
+                    announce("options added to the library since this run started, at their current values: "
+                             + ", ".join(f"{key}={value}" for key, value in added.items()))
         elif self.opts.init_from:
             state = load_checkpoint(self.opts.init_from, map_location=self.device)
             new = load_weights(self.model, self.ema, state, self.config, self.opts.init_from,
