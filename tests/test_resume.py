@@ -55,6 +55,39 @@ def test_config_changes_lists_dotted_keys_and_ignores_options_that_may_change():
         check_resumable({"config": old}, new, "x.ckpt")
 
 
+def test_options_added_since_a_run_started_are_accepted_unless_given():
+    old = {"train": {"steps": 10, "lr": 1e-3}, "domain": {"name": "qm9"}}
+    new = {"train": {"steps": 20, "lr": 1e-3, "init_new_parameters": False}, "domain": {"name": "qm9", "half_seed": 42}}
+    # Without the command line's keys (a Trainer used from Python): strict, every added key is a change.
+    assert config_changes(old, new).keys() == {"train.init_new_parameters", "domain.half_seed"}
+    # From the CLI: keys the user did not set are options this version added, at their current values.
+    assert config_changes(old, new, given=["train.steps"]) == {}
+    assert check_resumable({"config": old}, new, "x.ckpt", given=["train.steps"]) == {
+        "train.init_new_parameters": False, "domain.half_seed": 42}
+    # ... but a key the user set is a deliberate choice the old run did not make; a changed key stays a change.
+    with pytest.raises(ConfigMismatchError, match=r"domain.half_seed: <absent> -> 42"):
+        check_resumable({"config": old}, new, "x.ckpt", given=["domain.half_seed"])
+    with pytest.raises(ConfigMismatchError, match=r"train.lr: 0.001 -> 0.01"):
+        check_resumable({"config": old}, {**new, "train": {**new["train"], "lr": 1e-2}}, "x.ckpt", given=[])
+
+
+def test_a_run_from_an_older_version_resumes_and_names_the_added_options(six_steps, tmp_path):
+    run_dir = copy_run(six_steps, tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(last)
+    del state["config"]["train"]["init_new_parameters"]  # as written before that option existed
+    torch.save(state, last)
+    out = train(run_dir, "train.steps=8")
+    said = out.stdout + out.stderr
+    assert "resuming from step 6" in said
+    assert "options added to the library since this run started, at their current values: " \
+           "train.init_new_parameters=False" in said
+    # Setting the added option on the command line is a change the run never had: refused.
+    torch.save(state, last)
+    refused = train(run_dir, "train.steps=10", "train.init_new_parameters=true", check=False)
+    assert refused.returncode == 1 and "train.init_new_parameters: <absent> -> True" in refused.stderr
+
+
 def test_a_different_config_stops_with_the_keys_and_leaves_the_run_untouched(six_steps, tmp_path):
     run_dir = copy_run(six_steps, tmp_path)
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}

@@ -39,6 +39,14 @@ def save_hydra_records(cfg: DictConfig, run_dir: Path) -> None:
     (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra_cfg.overrides.task))
 
 
+def command_line_keys() -> list[str] | None:
+    """The config keys the command line set ("train.steps=5", "+cond.x=1", "~key" give "train.steps",
+    "cond.x", "key"; "domain=qm9" gives the group "domain"); None outside a Hydra app."""
+    if not HydraConfig.initialized():
+        return None
+    return [override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task]
+
+
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Train with a composed config into ``run_dir``; returns the last log record."""
     plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -47,7 +55,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     trainer = Trainer(domain=parts.domain, model=parts.model, process=parts.process, loss=parts.loss,
                       optimizer=parts.optimizer, run_dir=run_dir, options=build.train_options(plain),
-                      sampling=build.sampling_options(plain), config=plain)
+                      sampling=build.sampling_options(plain), config=plain, given=command_line_keys())
     try:
         trainer.restore()  # may refuse a checkpoint trained with another config: before writing anything
         if trainer.rank == 0 and not trainer.finished:

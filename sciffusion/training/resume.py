@@ -8,7 +8,7 @@ flow matching. ``train.init_from`` is the explicit way to start a *new* run from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .checkpoint import CheckpointError
 
@@ -48,17 +48,33 @@ def _default_on_one_side(a: Any, b: Any) -> bool:
     return (a is _ABSENT and b is None) or (a is None and b is _ABSENT)
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def _given(key: str, given: Sequence[str]) -> bool:
+    return any(key == g or key.startswith(g + ".") for g in given)
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], *,
+                   given: Sequence[str] | None = None) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (old value, new value)} for every option that differs and may not change on resume.
     A key present on one side only shows as ``<absent>`` on the other; absent and None are the same
-    (an option added since the checkpoint was written, left at its default)."""
+    (an option added since the checkpoint was written, left at its default). With ``given`` (the keys
+    set on the command line), a key absent from the old config and not given is an option added since
+    the run started, at the value this version gives it: not a change (``added_options`` lists them)."""
     a, b = flatten(old), flatten(new)
     changes = {}
     for key in sorted(a.keys() | b.keys()):
         before, after = a.get(key, _ABSENT), b.get(key, _ABSENT)
         if before != after and not may_change(key) and not _default_on_one_side(before, after):
+            if before is _ABSENT and given is not None and not _given(key, given):
+                continue
             changes[key] = (before, after)
     return changes
+
+
+def added_options(old: dict[str, Any], new: dict[str, Any], given: Sequence[str]) -> dict[str, Any]:
+    """{dotted key: value} of the options ``new`` has, ``old`` lacks and the command line did not set."""
+    a, b = flatten(old), flatten(new)
+    return {key: value for key, value in b.items()
+            if key not in a and value is not None and not may_change(key) and not _given(key, given)}
 
 
 def _show(value: Any) -> str:
@@ -72,19 +88,23 @@ def describe_changes(changes: dict[str, tuple[Any, Any]], *, limit: int = 8) -> 
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
-def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path) -> None:
+def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path, *,
+                    given: Sequence[str] | None = None) -> dict[str, Any]:
     """Raise ``ConfigMismatchError`` unless ``config`` may continue the run of ``checkpoint`` (read from
-    ``path``). Nothing to compare (a Trainer used without a config) passes."""
+    ``path``). Nothing to compare (a Trainer used without a config) passes. ``given`` are the keys set
+    on the command line (the CLI passes them): options added to the library since the run started and
+    not given are accepted at their current values and returned, so the caller can say so."""
     stored = checkpoint.get("config") or {}
     if not stored or not config:
-        return
-    changes = config_changes(stored, config)
+        return {}
+    changes = config_changes(stored, config, given=given)
     if changes:
         raise ConfigMismatchError(
             f"not resuming {path}: it was trained with another config ({describe_changes(changes)}). "
             "To continue that run, rerun with its options (its config.yaml); to start afresh in this folder "
             "pass train.resume=null (this overwrites it); for a separate run choose a new folder "
             "(hydra.run.dir=NEW); to start a new run from its weights pass train.init_from=" f"{path}")
+    return added_options(stored, config, given) if given is not None else {}
 
 
 def load_weights(model, ema, checkpoint: dict[str, Any], config: dict[str, Any], path: str | Path, *,
