@@ -119,7 +119,7 @@ class QM9JointDomain(Domain):
 
     def _split(self, split: str):
         if split not in self._data:
-            from .chemistry import qm9_bonds
+            from .bond_set import qm9_bonds  # plain tensors: no RDKit needed to train
             from .data import load_qm9, qm9_split
 
             if self.limit is None:
