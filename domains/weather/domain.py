@@ -20,7 +20,7 @@ The normaliser is fitted on the training period only and travels in checkpoints 
 fitting them (checkpoints written before ``state_dict`` existed carry them there).
 
 Stores larger than memory (``in_memory: false``, WeatherBench 2's ERA5): DataLoader workers open
-the store again themselves (``store.FieldsOpener``), ``time_stride`` keeps every k-th time step,
+the store again themselves (``store.WindowReader``), ``time_stride`` keeps every k-th time step,
 and the mask and statistics use every ``stats_stride``-th time step, cached under ``stats_cache``
 ("auto": ``store.cache_dir()``) so that a pass over the data happens once (see ``store``).
 """
@@ -190,7 +190,8 @@ class WeatherDomain(Domain):
 
         cache = cache_dir() if self.stats_cache == "auto" else self.stats_cache
         described = {"sources": self.sources, "splits": self.splits, "history": self.history,
-                     "stride": self.stats_stride, "coarsen": self.coarsen, "time_stride": self.time_stride}
+                     "stride": self.stats_stride, "coarsen": self.coarsen, "time_stride": self.time_stride,
+                     "longitude": self.longitude, "monthly": self.monthly}
         return cached_statistics(self.fields, key=statistics_key(described, self.fields), cache=cache,
                                  train=self.period("train"), times=self._used_times(), stride=self.stats_stride,
                                  files=self.channel_files())

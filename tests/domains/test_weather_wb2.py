@@ -211,6 +211,9 @@ def test_latitude_weights_keep_the_poles_and_follow_descending_latitude(path):
     for w in (cos, cell):
         assert w.mean().item() == pytest.approx(1.0)
     assert torch.equal(domain(path, loss_weighting="uniform").loss_weights.flatten(), torch.ones(9))
+    d = domain(path, loss_weighting="cell_area")
+    batch = d.collate([d.dataset("train")[i] for i in range(2)])
+    assert torch.equal(batch.space.weights, d.loss_weights)  # the loss of every batch is a cell-area mean
 
 
 def test_a_store_in_longitude_latitude_order_gives_the_same_windows(path, tmp_path):
