@@ -116,6 +116,10 @@ def headline_scores(forecast: xr.Dataset, truth: xr.Dataset, *, climatology: xr.
     forecast, truth = canonical(forecast), canonical(truth)
     _check(forecast, truth)
     clim = None if climatology is None else canonical(climatology)
+    missing = [] if clim is None else [v for v in forecast.data_vars if v not in clim.data_vars]
+    if missing:
+        raise KeyError(f"the climatology lacks {missing}; compute it from the truth: climatology(truth[{missing}], "
+                       "period=<training years>)")
     weights = lat_weights(forecast.latitude, kind=weighting)
     valid = forecast.time + forecast.lead_time
     members = forecast.sizes.get("member", 1)

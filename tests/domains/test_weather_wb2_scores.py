@@ -117,5 +117,7 @@ def test_bad_inputs_name_the_fix(store):
     late = forecast.assign_coords(lead_time=pd.to_timedelta([48], unit="h"))
     with pytest.raises(ValueError, match="the truth lacks labels the forecast needs"):
         wb2.headline_scores(late, truth)
+    with pytest.raises(KeyError, match=r"the climatology lacks \['t2m'\]; compute it from the truth"):
+        wb2.headline_scores(forecast, truth, climatology=clim.rename(t2m="tas"))
     with pytest.raises(ValueError, match="weighting='area'; choose one of"):
         wb2.headline_scores(forecast, truth, weighting="area")
