@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 
-def training_hours(metrics: Path) -> tuple[int, float]:
+def training_hours(metrics: Path, until: int | None = None) -> tuple[int, float]:
+    """(last logged step, hours of training up to it), from the log's steps/s; ``until`` stops at a step."""
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("kind") == "train" and r.get("steps_per_s")]
+    rows = [r for r in rows if r.get("kind") == "train" and r.get("steps_per_s")
+            and (until is None or r["step"] <= until)]
     hours, previous = 0.0, 0
     for r in rows:
         hours += (r["step"] - previous) / r["steps_per_s"] / 3600
