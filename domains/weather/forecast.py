@@ -2,6 +2,7 @@
 
     python -m sciffusion_domains.weather.forecast checkpoint=RUN/checkpoints/last.ckpt out_dir=DIR \
         members=8 leads=6 [split=test inits=all steps=12 sampler=heun observations=300 rescore=false]
+        [grid=karras grid_options.sigma_min=0.4]   # e.g. the multistep consistency sampler's last level
 
 From every initial time of ``split`` (the month whose state is the last one known) each member is
 rolled out ``leads`` months: the sampled month becomes the newest conditioning state of the next.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -54,6 +55,7 @@ class ForecastOptions:
     sampler: str = "heun"
     steps: int = 12
     grid: str = "karras"
+    grid_options: dict[str, Any] = field(default_factory=dict)  # keywords of the grid, e.g. {sigma_min: 0.4}
     seed: int = 0
     batch_size: int = 256
     use_ema: bool = True
@@ -120,12 +122,15 @@ def _history(domain: WeatherDomain, positions: np.ndarray) -> Tensor:
 @torch.no_grad()
 def rollout(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, positions: np.ndarray, *,
             members: int, leads: int, sampler: str = "heun", steps: int = 12, grid: str = "karras",
-            seed: int = 0, batch_size: int = 256, sampler_options: dict | None = None) -> Tensor:
+            grid_options: dict | None = None, seed: int = 0, batch_size: int = 256,
+            sampler_options: dict | None = None) -> Tensor:
     """Normalised ensemble forecasts ``[I, L, M, C, H, W]`` from the initial positions ``[I]``.
 
     Each lead conditions on the two newest states of its own member: observed ones at first, then
-    the member's own samples. Stochastic samplers draw their noise from one generator per chunk
-    of ``batch_size`` rows, seeded by (seed, lead, chunk).
+    the member's own samples. ``grid_options`` are keywords of the time grid ``grid`` (e.g. the
+    ``sigma_min`` where a multistep consistency sampler makes its last evaluation). Stochastic
+    samplers draw their noise from one generator per chunk of ``batch_size`` rows, seeded by (seed,
+    lead, chunk).
     """
     space = domain.space()
     c = len(domain.channels)
@@ -133,7 +138,7 @@ def rollout(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, po
     fields = _history(domain, positions).repeat_interleave(members, dim=0)
     month = torch.as_tensor(domain.fields.time.dt.month.values - 1)
     sigma_max = float(process.sigma(torch.tensor(process.t_max, dtype=torch.float64)))
-    ts = make_grid(grid, process, steps)
+    ts = make_grid(grid, process, steps, **(grid_options or {}))
     out = torch.zeros(len(rows), leads, c, len(domain.lat), len(domain.lon))
     for lead in range(1, leads + 1):
         noise = torch.stack([torch.randn(c, len(domain.lat), len(domain.lon), generator=torch.Generator().manual_seed(
@@ -346,8 +351,8 @@ def run(opts: ForecastOptions) -> dict[str, Any]:
         return result
     positions = initial_positions(domain, opts.split, opts.leads, opts.inits)
     forecast = rollout(domain, denoiser, process, positions, members=opts.members, leads=opts.leads,
-                       sampler=opts.sampler, steps=opts.steps, grid=opts.grid, seed=opts.seed,
-                       batch_size=opts.batch_size)
+                       sampler=opts.sampler, steps=opts.steps, grid=opts.grid, grid_options=opts.grid_options,
+                       seed=opts.seed, batch_size=opts.batch_size)
     ensemble = domain.to_physical(forecast)
     files = write_outputs(domain, ensemble, positions, out_dir, maps=opts.maps)
     result = {"options": asdict(opts), "scores": score(domain, ensemble, positions)}
