@@ -373,3 +373,24 @@ class ForecastWindows(Dataset):
         previous = block[:-1].flip(0).reshape(-1, *block.shape[-2:])
         return {"x": block[-1], "fields": previous, "month": self.months[t],
                 "time": torch.tensor(t, dtype=torch.long), "observed": valid[-1]}
+
+
+class NoisyConditions(Dataset):
+    """Forecast windows whose conditioning states ``fields [history*C, H, W]`` carry fresh Gaussian
+    noise of standard deviation ``std`` (normalised units) at every read; the target is untouched.
+    For training only: a rollout conditions on sampled months, not on observations, and a model
+    that saw only exact conditions meets its own errors there for the first time."""
+
+    def __init__(self, windows: Dataset, *, std: float):
+        if not std > 0:
+            raise ValueError(f"std={std}; give a positive standard deviation or leave the windows unwrapped")
+        self.windows, self.std = windows, float(std)
+        self.targets = getattr(windows, "targets", None)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, k: int) -> dict[str, Tensor]:
+        item = dict(self.windows[k])
+        item["fields"] = item["fields"] + self.std * torch.randn_like(item["fields"])
+        return item

@@ -23,6 +23,15 @@ Stores larger than memory (``in_memory: false``, WeatherBench 2's ERA5): DataLoa
 the store again themselves (``store.WindowReader``), ``time_stride`` keeps every k-th time step,
 and the mask and statistics use every ``stats_stride``-th time step, cached under ``stats_cache``
 ("auto": ``store.cache_dir()``) so that a pass over the data happens once (see ``store``).
+
+``anomalies: true`` subtracts the training period's mean of each calendar month from the fields
+before anything else sees them: the model then learns (and decodes) anomalies, as the damped
+persistence and LIM baselines do, and need not learn the seasonal cycle and the mean state from 264
+months. Scores of a forecast against the same fields are unchanged by the shift (the baselines
+recompute the same climatology, now zero), so they compare with those of a model of the full field.
+``cond_noise`` adds Gaussian noise of that standard deviation (normalised units) to the conditioning
+states of training windows only, so the model also learns from conditions as imperfect as the
+sampled months it is fed in a rollout (``data.NoisyConditions``).
 """
 from __future__ import annotations
 
@@ -102,7 +111,9 @@ class WeatherDomain(Domain):
     without opening the data, so a config builds its network before the data exist locally).
     ``time_stride``, ``stats_stride`` and ``stats_cache``: see the module doc. ``loss_weighting``:
     "cos" (cos(latitude), zero at a pole row), "cell_area" (WeatherBench 2's cell areas, which keep
-    pole rows) or "uniform".
+    pole rows) or "uniform". ``anomalies``: learn departures from the training years' monthly
+    climatology (see the module doc; monthly data held in memory only). ``cond_noise``: noise on the
+    training windows' conditioning states (see the module doc).
     """
 
     name = "weather"
@@ -114,7 +125,7 @@ class WeatherDomain(Domain):
                  in_memory: bool = True, normaliser: dict | None = None, train_size: int | None = None,
                  num_channels: int | None = None, periodic: bool | None = None, monthly: bool = True,
                  time_stride: int = 1, stats_stride: int = 1, stats_cache: str | None = None,
-                 loss_weighting: str = "cos"):
+                 loss_weighting: str = "cos", anomalies: bool = False, cond_noise: float = 0.0):
         self.sources = [dict(s) for s in (sources or HADISST)]
         self.splits = {k: list(v) for k, v in (splits or SPLITS).items()}
         missing = {"train", "val", "test"} - set(self.splits)
@@ -134,6 +145,14 @@ class WeatherDomain(Domain):
                 raise ValueError(f"{name}={value}; give a positive number of time steps")
         self.time_stride, self.stats_stride, self.loss_weighting = int(time_stride), int(stats_stride), loss_weighting
         self.stats_cache = stats_cache
+        if anomalies and not (monthly and in_memory):
+            raise ValueError(f"anomalies=true needs monthly data held in memory (monthly={monthly}, "
+                             f"in_memory={in_memory}): the climatology is by calendar month, and windows read "
+                             "from a store bypass it; set anomalies=false")
+        self.anomalies = bool(anomalies)
+        if not float(cond_noise) >= 0:
+            raise ValueError(f"cond_noise={cond_noise}; give a standard deviation >= 0 (0 adds no noise)")
+        self.cond_noise = float(cond_noise)
 
     # -- data ---------------------------------------------------------------------------------------
     def period(self, split: str) -> slice:
@@ -160,11 +179,16 @@ class WeatherDomain(Domain):
 
     @cached_property
     def fields(self):
-        """All channels as ``[time, channel, lat, lon]`` (lazy unless ``in_memory``)."""
+        """All channels as ``[time, channel, lat, lon]`` (lazy unless ``in_memory``); with ``anomalies``,
+        departures from the training period's climatology of each calendar month."""
         from .data import stack_channels
+        from .grid import anomalies, climatology
         from .store import stride_times
 
-        return stride_times(stack_channels(self.source), self.time_stride)
+        fields = stride_times(stack_channels(self.source), self.time_stride)
+        if not self.anomalies:
+            return fields
+        return anomalies(fields, climatology(fields, period=self.period("train"))).transpose(*fields.dims)
 
     @cached_property
     def mask(self) -> Tensor:
@@ -191,7 +215,8 @@ class WeatherDomain(Domain):
         cache = cache_dir() if self.stats_cache == "auto" else self.stats_cache
         described = {"sources": self.sources, "splits": self.splits, "history": self.history,
                      "stride": self.stats_stride, "coarsen": self.coarsen, "time_stride": self.time_stride,
-                     "longitude": self.longitude, "monthly": self.monthly}
+                     "longitude": self.longitude, "monthly": self.monthly,
+                     **({"anomalies": True} if self.anomalies else {})}
         return cached_statistics(self.fields, key=statistics_key(described, self.fields), cache=cache,
                                  train=self.period("train"), times=self._used_times(), stride=self.stats_stride,
                                  files=self.channel_files())
@@ -284,7 +309,11 @@ class WeatherDomain(Domain):
                                history=self.history, reader=None if self.in_memory else WindowReader(self.opener()))
 
     def dataset(self, split: str) -> Dataset:
+        from .data import NoisyConditions
+
         data = self.windows(split)
+        if split == "train" and self.cond_noise > 0:
+            data = NoisyConditions(data, std=self.cond_noise)
         if split == "train" and self.train_size is not None:
             return Subset(data, range(min(self.train_size, len(data))))
         return data
