@@ -163,3 +163,10 @@ def test_inpainting_through_the_decoder_from_python(latent_checkpoint):
     guided = make(model.denoiser)
     # operator, y and noise scaled by 1 / sqrt(gram), the measured mean eigenvalue of M M^T
     assert guided.noise_std == pytest.approx(0.1 * guided.observe.gain) and guided.observe.gain != 1
+
+
+def test_domain_contract(autoencoder, tmp_path):
+    from sciffusion.testing import assert_domain_contract
+
+    domain = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
+    assert_domain_contract(domain, tmp_path, fresh=lambda: make_domain("latent", base=BASE))
