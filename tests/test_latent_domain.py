@@ -170,3 +170,27 @@ def test_domain_contract(autoencoder, tmp_path):
 
     domain = make_domain("latent", base=BASE, autoencoder=str(autoencoder))
     assert_domain_contract(domain, tmp_path, fresh=lambda: make_domain("latent", base=BASE))
+
+
+def test_the_base_domains_inverse_problems_through_the_decoder(latent_checkpoint, tmp_path):
+    """guidance=decoded_inpaint / decoded_superres: the images domain's problems, guided through the decoder;
+    the images domain's own guidance=inpaint is refused on a latent checkpoint, naming the latent ones."""
+    from sciffusion_domains.images import data as image_data
+
+    model = sciffusion.load(latent_checkpoint)
+    digit = tmp_path / "digit.png"
+    image_data.save_png(model.domain.base.collate([model.domain.base.dataset("test")[0]]).x[0], digit)
+    for problem, extra in (("inpaint", {}), ("superres", {"method": "dps", "zeta": 0.5})):
+        guidance = {"_target_": "sciffusion_domains.latent.inverse.decoded", "_partial_": True,
+                    "problem": f"sciffusion_domains.images.inverse.{problem}", "input": str(digit), **extra}
+        samples = model.sample(2, steps=3, guidance=guidance, verbose=False, progress=False)
+        assert [o.pixels.shape for o in samples] == [(8, 8, 1)] * 2
+    pixel = {"_target_": "sciffusion_domains.images.inverse.inpaint", "_partial_": True, "input": str(digit)}
+    with pytest.raises(ValueError, match="made for the domain.*images.*guidance=decoded_inpaint"):
+        model.sample(2, steps=3, guidance=pixel, verbose=False, progress=False)
+    bad = {"_target_": "sciffusion_domains.latent.inverse.decoded", "_partial_": True,
+           "problem": "sciffusion_domains.images.inverse.inpaint", "input": str(digit), "method": "replace"}
+    with pytest.raises(ValueError, match="method=replace"):
+        model.sample(2, steps=3, guidance=bad, verbose=False, progress=False)
+    with pytest.raises(ValueError, match="guidance.maks: not an option of"):
+        model.sample(2, steps=3, guidance={**bad, "method": "dps", "maks": "box"}, verbose=False, progress=False)
