@@ -92,7 +92,8 @@ def test_trains_with_the_app_resumes_and_loads(tmp_path: Path):
               if '"loss"' in line]
     assert len(losses) == 6 and record["loss"] == losses[-1] < 0.9 * losses[0]
     ae = load_autoencoder(straight / "checkpoints/last.ckpt")
-    assert isinstance(ae, KLAutoencoder) and ae.options["channels"] == [8, 16] and ae.latent_shape((1, 8, 8)) == (2, 4, 4)
+    assert isinstance(ae, KLAutoencoder) and ae.options["channels"] == [8, 16]
+    assert ae.latent_shape((1, 8, 8)) == (2, 4, 4)
 
     toy = compose_train(["domain=toy", "train.steps=1", "train.tensorboard=false"])
     run(toy, tmp_path / "toy")

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
 import sciffusion
 import sciffusion.cli  # noqa: F401  (registers the schemas and the domain search path)
+from sciffusion.cli.sample import draw, write
 from sciffusion.cli.train import run
 from sciffusion.latent import KLAutoencoder
 from sciffusion.latent.autoencoder import TARGET
@@ -18,7 +20,6 @@ from sciffusion.losses import flow_matching_loss
 from sciffusion.parameterization import ModelDenoiser
 from sciffusion.registry import make_domain
 from sciffusion.space import DenseSpace
-from sciffusion.testing import run_app
 from sciffusion.training import save_checkpoint
 from sciffusion_domains.images.domain import DecodedImage
 
@@ -134,9 +135,12 @@ def test_save_pretrained_and_the_sample_app(latent_checkpoint, tmp_path):
     again = sciffusion.load(folder)
     first, second = (m.sample(2, steps=3, verbose=False, progress=False) for m in (model, again))
     assert all((a.pixels == b.pixels).all() for a, b in zip(first, second))
-    out = tmp_path / "samples"
-    run_app("sample", f"checkpoint={latent_checkpoint}", "num_samples=4", "steps=3", "guidance=cfg",
-            "guidance.scale=1.5", "cond.label=2", f"out_dir={out}", "progress=false", cwd=tmp_path)
+    out = tmp_path / "samples"  # the sample app's steps, in this process: composed options, draw, write
+    with initialize_config_module("sciffusion.conf", version_base="1.3"):
+        cfg = compose("sample", overrides=[f"checkpoint={latent_checkpoint}", "num_samples=4", "steps=3", "guidance=cfg",
+                                           "guidance.scale=1.5", "cond.label=2", f"out_dir={out}", "progress=false"])
+    opts = OmegaConf.to_container(cfg, resolve=True)
+    write(*draw(opts), out)
     assert sorted(p.name for p in out.glob("*.png")) == ["figure.png"] + [f"sample_0000{i}_2.png" for i in range(4)]
 
 
@@ -144,7 +148,8 @@ def test_autoencoder_evaluation(autoencoder):
     from sciffusion_domains.latent.evaluate import evaluate, psnr
 
     one_level = psnr(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8))
-    torch.testing.assert_close(one_level, torch.full((2,), 20 * torch.log10(torch.tensor(255.0)).item(), dtype=torch.float64))
+    expected = 20 * torch.log10(torch.tensor(255.0, dtype=torch.float64))  # one grey level of error everywhere
+    torch.testing.assert_close(one_level, expected.expand(2))
     out = evaluate(str(autoencoder), dataset="sklearn_digits")
     assert out["latent_shape"] == [2, 4, 4] and out["compression"] == 2.0 and out["images"] > 100
     assert 0 <= out["accuracy_reconstructed"] <= 1 and out["accuracy_real"] > 0.9 and out["psnr_db"] > 0
@@ -156,8 +161,11 @@ def test_inpainting_through_the_decoder_from_python(latent_checkpoint):
     domain = model.domain
     digit = domain.base.collate([domain.base.dataset("test")[0]]).x
     observe = lambda x: x[..., :4, :]  # noqa: E731
-    make = lambda d: domain.posterior_guidance(d, model.process, observe=observe, y=observe(digit), noise_std=0.1,  # noqa: E731
-                                               unconditional=True)
+
+    def make(d):
+        return domain.posterior_guidance(d, model.process, observe=observe, y=observe(digit), noise_std=0.1,
+                                         unconditional=True)
+
     samples = model.sample(3, steps=4, guidance=make, verbose=False, progress=False)
     assert [o.pixels.shape for o in samples] == [(8, 8, 1)] * 3
     guided = make(model.denoiser)

@@ -152,13 +152,13 @@ class LatentDomain(Domain):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         missing, unknown = STATE_KEYS - set(state), set(state) - STATE_KEYS
         if missing or unknown:
-            raise ValueError(f"a latent domain's state holds {sorted(STATE_KEYS)}; this one lacks {sorted(missing)} and "
-                             f"has {sorted(unknown)} besides: it was not written by the latent domain")
+            raise ValueError(f"a latent domain's state holds {sorted(STATE_KEYS)}; this one lacks {sorted(missing)} "
+                             f"and has {sorted(unknown)} besides: it was not written by the latent domain")
         embedded = autoencoder_from_state(state["autoencoder"])
         if self._autoencoder is not None and not _same_weights(self._autoencoder, embedded):
-            raise ValueError(f"the autoencoder {self.autoencoder_path} differs from the one embedded in the checkpoint, "
-                             "which its latents were trained with; resume with domain.autoencoder= that file, or start "
-                             "a new run (train.resume=null)")
+            raise ValueError(f"the autoencoder {self.autoencoder_path} differs from the one embedded in the "
+                             "checkpoint, which its latents were trained with; resume with domain.autoencoder= that "
+                             "file, or start a new run (train.resume=null)")
         self.base.load_state_dict(state["base"])
         self._scale_factor = float(state["scale_factor"])
         self._autoencoder = self._checked(embedded, "embedded in the checkpoint")

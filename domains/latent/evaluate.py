@@ -45,7 +45,8 @@ def evaluate(checkpoint: str, *, dataset: str = "mnist5k", split: str = "test", 
     mse = ((as_uint8(images) - as_uint8(reconstructed)) ** 2).mean().double()
     shape = autoencoder.latent_shape(images.shape[1:])
     out = {"checkpoint": str(checkpoint), "dataset": dataset, "split": split, "images": len(images),
-           "psnr_db": round(float(per_image.mean()), 2), "psnr_db_of_mean_mse": round(float(10 * torch.log10(255.0**2 / mse)), 2),
+           "psnr_db": round(float(per_image.mean()), 2),
+           "psnr_db_of_mean_mse": round(float(10 * torch.log10(255.0**2 / mse)), 2),
            "latent_shape": list(shape), "compression": images[0].numel() / (shape[0] * shape[1] * shape[2]),
            "scale_factor": round(float(1 / latents.std()), 4),
            "ms_per_image_encode_decode": round(1000 * seconds / len(images), 3), "threads": torch.get_num_threads()}

@@ -26,8 +26,8 @@ def decoded(denoiser: Denoiser, *, process: NoiseProcess, domain, problem: str, 
     """The latent guidance for the data-space problem ``problem`` (the dotted path of a base-domain
     guidance factory, e.g. ``sciffusion_domains.images.inverse.inpaint``) with its ``options``."""
     if not hasattr(domain, "posterior_guidance"):
-        raise ValueError(f"guidance through the decoder needs a latent checkpoint; this one's domain is {domain.name!r}: "
-                         "use the base domain's own guidance (e.g. guidance=inpaint)")
+        raise ValueError(f"guidance through the decoder needs a latent checkpoint; this one's domain is "
+                         f"{domain.name!r}: use the base domain's own guidance (e.g. guidance=inpaint)")
     factory = get_object(problem)
     parameters = inspect.signature(factory).parameters
     unknown = sorted(set(options) - set(parameters))

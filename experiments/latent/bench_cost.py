@@ -6,9 +6,10 @@ models taking turns, so that a busy machine slows them alike.
 
 Training: seconds per optimiser step of a batch of 64 (forward, backward, AdamW; the latent data are
 encoded once beforehand, as the latent domain does), and of the autoencoder (experiment=
-mnist_latent_autoencoder), which one trains once for every latent model on the data. Sampling: milliseconds per image for Heun with
-20 steps (39 network evaluations) and classifier-free guidance (x2), one batch of 50, plus the decoder
-for latent models, in three rounds with the models taking turns (medians). Prints one JSON line.
+mnist_latent_autoencoder), which one trains once for every latent model on the data. Sampling:
+milliseconds per image for Heun with 20 steps (39 network evaluations) and classifier-free guidance
+(x2), one batch of 50, plus the decoder for latent models, in three rounds with the models taking
+turns (medians). Prints one JSON line.
 """
 from __future__ import annotations
 

@@ -71,7 +71,8 @@ class KLAutoencoder(nn.Module):
                 width = c
             if level < len(channels) - 1:
                 down.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
-        down += [ResBlock(width, width), _group_norm(width), nn.SiLU(), nn.Conv2d(width, 2 * latent_channels, 3, padding=1)]
+        down += [ResBlock(width, width), _group_norm(width), nn.SiLU(),
+                 nn.Conv2d(width, 2 * latent_channels, 3, padding=1)]
         self.encoder = nn.Sequential(*down)
 
         up: list[nn.Module] = [nn.Conv2d(latent_channels, width, 3, padding=1), ResBlock(width, width)]
@@ -101,7 +102,8 @@ class KLAutoencoder(nn.Module):
         """The posterior's ``mean`` and ``logvar``, each ``[B, latent_channels, ceil(H / f), ceil(W / f)]``."""
         self.check_data(x.shape[1:])
         f = self.factor
-        x = F.pad(x, (0, -x.shape[-1] % f, 0, -x.shape[-2] % f), mode="replicate") if x.shape[-1] % f or x.shape[-2] % f else x
+        if x.shape[-1] % f or x.shape[-2] % f:
+            x = F.pad(x, (0, -x.shape[-1] % f, 0, -x.shape[-2] % f), mode="replicate")
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return mean, logvar.clamp(*LOGVAR_RANGE)
 
