@@ -5,7 +5,7 @@ closed form (the Kalman update), which the guided denoiser and the guided sample
 import pytest
 import torch
 
-from sciffusion.latent import DecodedObservation, KLAutoencoder, latent_posterior_guidance
+from sciffusion.latent import DecodedObservation, KLAutoencoder, decoded_classifier_guidance, latent_posterior_guidance
 from sciffusion.latent.guidance import estimate_gram
 from sciffusion.processes import VPLinear
 from sciffusion.samplers import ddim, prior_sample
@@ -105,3 +105,26 @@ def test_bad_options_are_named():
                                   method="mcmc")
     with pytest.raises(ValueError, match="gram .* must be > 0.*estimate_gram"):
         latent_posterior_guidance(None, process, decoder=lambda u: u, observe=lambda x: x, y=torch.zeros(1), gram=0)
+
+
+def test_classifier_guidance_through_the_decoder_is_the_closed_form_gradient():
+    """log p(y | x0) = log N(y; A x0, n^2) of clean data, through x0 = W D(z_t) / s with the exact
+    D(z_t) = alpha z_t / (alpha^2 + sigma^2) of unit Gaussian latents: the guided estimate is
+    D + sigma^2 / alpha * (alpha / (alpha^2 + sigma^2)) M^T (y - M D) / n^2, M = A W / s."""
+    process = VPLinear()
+    W, A, y = linear_case()
+    prior = GaussianMixture.gaussian(torch.zeros(4), torch.eye(4))
+
+    def log_likelihood(x0, cond):
+        return torch.distributions.Normal(x0[:, [0, 2]], NOISE).log_prob(y).sum(1)
+
+    guided = decoded_classifier_guidance(prior.denoiser(process), process, decoder=lambda u: u @ W.T,
+                                         log_likelihood=log_likelihood, scale_factor=S)
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(16, 4, generator=g, dtype=F64)
+    t = 0.05 + 0.9 * torch.rand(16, generator=g, dtype=F64)
+    a, s = process.alpha(t)[:, None], process.sigma(t)[:, None]
+    M = A @ W / S
+    d = a * z / (a**2 + s**2)
+    expected = d + s**2 / a * (a / (a**2 + s**2)) * ((y - d @ M.T) @ M) / NOISE**2
+    torch.testing.assert_close(guided(z, t, DenseSpace(), {}), expected, rtol=1e-9, atol=1e-9)

@@ -6,11 +6,13 @@ autoencoder into latent samples is the ``latent`` plugin (``sciffusion_domains.l
     load_autoencoder                 the frozen autoencoder of such a run's checkpoint
     DecodedObservation               A(decoder(z / scale)): a data-space observation seen from latents
     latent_posterior_guidance        reconstruction guidance / DPS through the decoder (latent DPS)
+    decoded_classifier_guidance      a clean-data classifier's guidance through the decoder
 """
 from .autoencoder import (KLAutoencoder, autoencoder_from_state, autoencoder_state, autoencoder_task, kl_divergence,
                           load_autoencoder)
-from .guidance import DecodedObservation, latent_posterior_guidance
+from .guidance import DecodedObservation, decoded_classifier_guidance, latent_posterior_guidance
 from .loss import AutoencoderLoss
 
 __all__ = ["AutoencoderLoss", "DecodedObservation", "KLAutoencoder", "autoencoder_from_state", "autoencoder_state",
-           "autoencoder_task", "kl_divergence", "latent_posterior_guidance", "load_autoencoder"]
+           "autoencoder_task", "decoded_classifier_guidance", "kl_divergence", "latent_posterior_guidance",
+           "load_autoencoder"]

@@ -3,7 +3,8 @@ through the decoder (latent DPS; Rout et al. 2023, "Solving linear inverse probl
 posterior sampling with latent diffusion models", and Chung et al. 2023 for DPS itself).
 
 A latent z (scaled by the autoencoder's ``scale_factor``, so unit variance) decodes to x = dec(z / scale);
-an observation y = A(x) + N(0, noise_std^2) of x is y = M(z) + noise with M = A o dec o (1 / scale).
+an observation y = A(x) + N(0, noise_std^2) of x is y = M(z) + noise with M = A o dec o (1 / scale);
+a classifier of clean data guides through dec and the Tweedie estimate (``decoded_classifier_guidance``).
 The core's ``ReconstructionGuidance`` / ``DiffusionPosteriorSampling`` then guide with M exactly as
 with any observation operator: the gradient of the data-space residual goes back through the
 decoder and through the Tweedie estimate z0_hat = D(z_t) by one vector-Jacobian product. When the
@@ -22,11 +23,13 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..guidance import DiffusionPosteriorSampling, DropCondition, ReconstructionGuidance
-from ..parameterization import Denoiser
+from ..guidance import ClassifierGuidance, DiffusionPosteriorSampling, DropCondition, ReconstructionGuidance
+from ..parameterization import Cond, Denoiser
 from ..processes import NoiseProcess
+from ..space import Space
 
 METHODS = ("reconstruction", "dps")
+DataLogLikelihood = Callable[[Tensor, Cond], Tensor]  # log p(y | x0) [B] of data x0 [B, ...] and the conditions
 
 
 class DecodedObservation:
@@ -85,3 +88,22 @@ def latent_posterior_guidance(denoiser: Denoiser, process: NoiseProcess, *, deco
     operator = DecodedObservation(decoder, observe, scale_factor=scale_factor, gain=gain)
     return ReconstructionGuidance(denoiser, operator, gain * y, process, gain * noise_std, scale=scale,
                                   data_var=data_var)
+
+
+def decoded_classifier_guidance(denoiser: Denoiser, process: NoiseProcess, *, decoder: Callable[[Tensor], Tensor],
+                                log_likelihood: DataLogLikelihood, scale_factor: float = 1.0, scale: float = 1.0,
+                                interval: tuple[float, float] | None = None) -> ClassifierGuidance:
+    """Classifier guidance of a latent model by a data-space classifier ``log_likelihood(x0, cond) -> [B]``
+    (log p(y | x0) of clean data, e.g. a metrics classifier's log-softmax at the requested label), taken
+    through the Tweedie estimate and the decoder (universal guidance's forward term, Bansal et al. 2023;
+    DPS's treatment of a clean-data likelihood, Chung et al. 2023):
+
+        log p(y | z_t) ~ log p(y | x0 = decoder(D(z_t) / scale_factor)),
+
+    its gradient in z_t a vector-Jacobian product through the classifier, the decoder and the denoiser,
+    added to the score by ``ClassifierGuidance`` (``scale``, ``interval`` as there)."""
+
+    def log_p(z: Tensor, t: Tensor, space: Space, cond: Cond) -> Tensor:
+        return log_likelihood(decoder(denoiser(z, t, space, cond) / scale_factor), cond)
+
+    return ClassifierGuidance(denoiser, log_p, process, scale=scale, interval=interval)
