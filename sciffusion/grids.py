@@ -81,7 +81,8 @@ def _fixed_grids(process: NoiseProcess, steps: int, t_start: float, sigma_min: f
     sigma_max = float(process.scaled_sigma(torch.tensor(t_start, dtype=_F64)))
     grids = {"karras": karras(process, steps, sigma_min=sigma_min, sigma_max=sigma_max),
              "uniform_log_snr": uniform_log_snr(process, steps, sigma_min=sigma_min, sigma_max=sigma_max),
-             "uniform_t": uniform_t(process, steps, t_max=t_start)}
+             "uniform_t": uniform_t(process, steps, t_max=t_start),
+             "uniform_t_to_sigma_min": uniform_t(process, steps, t_max=t_start, sigma_min=sigma_min)}
     for ts in grids.values():
         ts[0] = t_start  # every grid starts where the batch lives
     return grids

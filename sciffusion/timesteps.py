@@ -43,10 +43,19 @@ def _append_zero(ts: Tensor) -> Tensor:
     return torch.cat([ts, ts.new_zeros(1)])
 
 
-def uniform_t(process: NoiseProcess, steps: int, *, t_max: float | None = None) -> Tensor:
-    """Equally spaced in t from ``t_max`` (default: the process's) to 0."""
+def uniform_t(process: NoiseProcess, steps: int, *, t_max: float | None = None,
+              sigma_min: float | None = None) -> Tensor:
+    """Equally spaced in t from ``t_max`` (default: the process's) to 0; with ``sigma_min``, ``steps``
+    times equally spaced from ``t_max`` down to the time of scaled sigma ``sigma_min``, then 0 (diffusers'
+    "trailing" spacing ending at its last non-zero sigma: the final step denoises from ``sigma_min``)."""
     _check_steps(steps)
-    return torch.linspace(_t_max(process, t_max), 0.0, steps + 1, dtype=_F64)
+    if sigma_min is None:
+        return torch.linspace(_t_max(process, t_max), 0.0, steps + 1, dtype=_F64)
+    t_min = float(process.t_from_scaled_sigma(torch.tensor(float(sigma_min), dtype=_F64)))
+    t_top = _t_max(process, t_max)
+    if not 0.0 < t_min < t_top:
+        raise ValueError(f"sigma_min={sigma_min} must lie strictly between the noise levels at t=0 and t_max")
+    return _append_zero(torch.linspace(t_top, t_min, steps, dtype=_F64))
 
 
 def uniform_log_snr(process: NoiseProcess, steps: int, *, sigma_min: float = 0.002,

@@ -69,3 +69,15 @@ def test_sigma_min_below_the_process_floor_is_refused():
         karras(VarianceExploding(), 5)  # sigma(0) = 0.01 > 0.002
     ts = karras(VarianceExploding(), 5, sigma_min=0.02)
     assert (ts[:-1] > 0).all()
+
+
+def test_uniform_t_to_sigma_min_ends_at_that_noise_level():
+    process = VPLinear()
+    ts = uniform_t(process, 5, sigma_min=0.01)
+    assert ts.shape == (6,) and float(ts[0]) == pytest.approx(1.0) and float(ts[-1]) == 0.0
+    assert float(process.scaled_sigma(ts[-2])) == pytest.approx(0.01, rel=1e-9)
+    steps = ts[:-1].diff()
+    torch.testing.assert_close(steps, steps[:1].expand(4))  # equal steps in t down to sigma_min
+    assert torch.equal(uniform_t(process, 5), torch.linspace(1.0, 0.0, 6, dtype=torch.float64))  # default unchanged
+    with pytest.raises(ValueError, match="sigma_min=1000000.0 must lie strictly between"):
+        uniform_t(process, 5, sigma_min=1e6)
