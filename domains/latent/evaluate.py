@@ -27,18 +27,21 @@ def psnr(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(checkpoint: str, *, dataset: str = "mnist5k", split: str = "test", batch: int = 500) -> dict:
+def evaluate(checkpoint: str, *, dataset: str = "mnist5k", split: str = "test", batch: int = 500,
+             limit: int | None = None) -> dict:
+    """The measures of the module docstring on the first ``limit`` images of ``split`` (all by default);
+    the scale factor from the first ``limit`` training images."""
     from sciffusion_domains.images import data as image_data
     from sciffusion_domains.images.classifier import SHIPPED, accuracy, load_classifier
 
     autoencoder = load_autoencoder(checkpoint)
     loader = getattr(image_data, dataset)
-    images, labels = loader(split).tensors()
+    images, labels = loader(split).tensors(limit)
     start = time.perf_counter()
     reconstructed = torch.cat([autoencoder.decode(autoencoder.encode(images[i:i + batch])[0], size=images.shape[-2:])
                                for i in range(0, len(images), batch)]).clamp(-1, 1)
     seconds = time.perf_counter() - start
-    train, _ = loader("train").tensors()
+    train, _ = loader("train").tensors(limit)
     latents = torch.cat([autoencoder.encode(train[i:i + batch])[0] for i in range(0, len(train), batch)])
     as_uint8 = lambda x: ((x + 1) * 127.5).round()  # noqa: E731  (image_data.to_uint8, batched)
     per_image = psnr(as_uint8(images), as_uint8(reconstructed))
@@ -62,8 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "sklearn_digits", "fashion_mnist"])
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--limit", type=int, default=None, help="the first N images of the split and of train")
     args = parser.parse_args(argv)
-    print(json.dumps(evaluate(args.checkpoint, dataset=args.dataset, split=args.split)), flush=True)
+    print(json.dumps(evaluate(args.checkpoint, dataset=args.dataset, split=args.split, limit=args.limit)), flush=True)
 
 
 if __name__ == "__main__":
