@@ -1,0 +1,266 @@
+"""The video domain plugin: clips as dense ``[B, C, T, H, W]`` batches.
+
+    sciffusion-train experiment=moving_digits_cpu
+    sciffusion-sample checkpoint=... num_samples=8 out_dir=...                 (GIFs, .npy, a frame grid)
+    sciffusion-sample checkpoint=... guidance=forecast guidance.input=test:0 guidance.given=4 out_dir=...
+
+Decoded samples are ``DecodedClip`` objects: the clip in data units (``values [C, T, H, W]``), 8-bit
+frames for display and the class it was drawn for. Forecasting and interpolation by inpainting on the
+time axis are in ``inverse``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sciffusion.domain import Batch, Domain
+from sciffusion.parameterization import Cond
+from sciffusion.space import DenseSpace, Space
+
+from . import data as video_data
+
+SOURCES = ("moving_digits", "folder", "zarr")
+NETWORKS = ("unet",)
+OBSERVATION = "observation.png"  # written by guidance=forecast into out_dir
+
+
+@dataclass
+class DecodedClip:
+    """One decoded clip: ``values`` float32 ``[C, T, H, W]`` in data units (pixels in [-1, 1] for 8-bit
+    sources), ``pixels`` uint8 ``[T, H, W, C]`` for display, and the requested (or true) ``label``
+    with its ``digits`` for Moving MNIST."""
+
+    values: np.ndarray
+    pixels: np.ndarray
+    label: int | None = None
+    digits: tuple[int, ...] | None = None
+
+    def frames(self) -> list:
+        """The frames as ``PIL.Image`` objects (grey for one channel, RGB for three, else the first channel)."""
+        from PIL import Image
+
+        c = self.pixels.shape[-1]
+        shown = self.pixels if c == 3 else self.pixels[..., 0]
+        return [Image.fromarray(np.ascontiguousarray(frame), mode="RGB" if c == 3 else "L") for frame in shown]
+
+    def save_gif(self, path: str | Path, *, fps: float = 8.0) -> Path:
+        """An animated GIF that loops forever."""
+        frames = self.frames()
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
+        return Path(path)
+
+
+def to_pixels(values: Tensor, low: Tensor, high: Tensor) -> np.ndarray:
+    """``[C, T, H, W]`` to uint8 ``[T, H, W, C]``, ``low``/``high`` ``[C]`` mapped to 0/255 (clipped)."""
+    scaled = (values - low[:, None, None, None]) / (high - low).clamp_min(1e-12)[:, None, None, None]
+    return (scaled.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+
+
+class VideoDomain(Domain):
+    """Clips of one shape ``[C, T, H, W]``, optionally class-conditional (Moving MNIST's digit pair).
+
+    ``source``: ``moving_digits`` (generated, see ``data.MovingDigits``: ``size``, ``frames``,
+    ``num_digits``, ``step_length``, ``train_clips`` / ``eval_clips`` per split), ``folder`` (``root``:
+    .npy frame stacks) or ``zarr`` (``root``: an xarray store, ``variables``), both cut into clips of
+    ``frames`` frames every ``stride``. Float user data is standardised per channel with the training
+    split's mean and standard deviation (kept in ``state_dict``). ``conditional`` adds cond["label"].
+    """
+
+    name = "video"
+    extra = "video"
+
+    def __init__(self, *, source: str = "moving_digits", root: str | None = None,
+                 variables: Sequence[str] | None = None, frames: int = 16, size: int = 64, num_digits: int = 2,
+                 step_length: float = 0.1, train_clips: int = 10000, eval_clips: int = 256,
+                 stride: int | None = None, conditional: bool = False, seed: int = 0, fps: float = 8.0):
+        if source not in SOURCES:
+            raise ValueError(f"unknown video source {source!r}; choose one of {SOURCES}")
+        if (source == "moving_digits") == (root is not None):
+            raise ValueError(f"source={source} {'takes no root' if root is not None else 'needs root=<path>'} "
+                             f"(got root={root!r}); folder and zarr read the user's clips from root")
+        if conditional and source != "moving_digits":
+            raise ValueError(f"conditional=true needs labelled clips; source={source} has none")
+        self.source, self.root, self.variables = source, root, list(variables) if variables else None
+        self.frames, self.size, self.num_digits, self.step_length = frames, size, num_digits, step_length
+        self.train_clips, self.eval_clips, self.stride = train_clips, eval_clips, stride
+        self.conditional, self.seed, self.fps = conditional, seed, fps
+        self._splits: dict[str, Any] = {}
+        self._stored: dict[str, Any] = {}
+
+    # -- data ------------------------------------------------------------------------------------
+    def dataset(self, split: str):
+        if split not in self._splits:
+            if self.source == "moving_digits":
+                n = self.train_clips if split == "train" else self.eval_clips
+                data = video_data.MovingDigits(split, size=self.size, frames=self.frames, num_digits=self.num_digits,
+                                               num_clips=n, step_length=self.step_length, seed=self.seed)
+            elif self.source == "folder":
+                data = video_data.clip_folder(self.root, split, frames=self.frames, stride=self.stride, seed=self.seed)
+            else:
+                data = video_data.clip_store(self.root, split, frames=self.frames, stride=self.stride,
+                                             variables=self.variables)
+            self._splits[split] = data
+        return self._splits[split]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(C, T, H, W)`` of the clips (a checkpoint's, else the data's)."""
+        if "shape" in self._stored:
+            return tuple(int(n) for n in self._stored["shape"])
+        return self.dataset("train").shape
+
+    @property
+    def num_classes(self) -> int:
+        return 10 ** self.num_digits if self.source == "moving_digits" else 0
+
+    def _standardised(self) -> bool:
+        """Float user clips are standardised; 8-bit ones are in [-1, 1] already."""
+        if "mean" in self._stored:
+            return self._stored["mean"] is not None
+        return self.source != "moving_digits" and not self.dataset("train").uint8
+
+    def statistics(self) -> tuple[Tensor, Tensor] | None:
+        """Per-channel mean and standard deviation ``[C]`` of the training clips (float sources), else None."""
+        if "mean" in self._stored:
+            stored = self._stored["mean"]
+            return None if stored is None else (torch.as_tensor(stored), torch.as_tensor(self._stored["std"]))
+        if not self._standardised():
+            return None
+        if "statistics" not in self._splits:
+            stacks = self.dataset("train").stacks
+            values = np.concatenate([np.asarray(s, dtype=np.float64).transpose(1, 0, 2, 3).reshape(s.shape[1], -1)
+                                     for s in stacks], axis=1)
+            mean, std = values.mean(axis=1), values.std(axis=1)
+            self._splits["statistics"] = (torch.tensor(mean, dtype=torch.float32),
+                                          torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
+        return self._splits["statistics"]
+
+    def encode(self, clips: Tensor) -> Tensor:
+        """Clips ``[B, C, T, H, W]`` in data units to the model's space."""
+        stats = self.statistics()
+        if stats is None:
+            return clips
+        mean, std = stats
+        return (clips - mean[:, None, None, None]) / std[:, None, None, None]
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """The model's clips ``[B, C, T, H, W]`` back in data units (inverse of ``encode``)."""
+        stats = self.statistics()
+        if stats is None:
+            return x.clamp(-1, 1)
+        mean, std = stats
+        return x * std[:, None, None, None] + mean[:, None, None, None]
+
+    # -- checkpoint state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The clip shape and, for float sources, the standardisation: sampling reads no data."""
+        stats = self.statistics()
+        return {"shape": list(self.shape), "mean": None if stats is None else stats[0].tolist(),
+                "std": None if stats is None else stats[1].tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unknown = sorted(set(state) - {"shape", "mean", "std"})
+        if unknown:
+            raise ValueError(f"the video domain keeps shape, mean and std; the checkpoint's domain state also "
+                             f"holds {unknown}")
+        self._stored = dict(state)
+
+    def collate(self, items: Sequence[tuple[Tensor, int]]) -> Batch:
+        clips = self.encode(torch.stack([clip for clip, _ in items]))
+        labels = torch.tensor([label for _, label in items], dtype=torch.long)
+        return Batch(clips, DenseSpace(), {"label": labels} if self.conditional else {})
+
+    # -- model -----------------------------------------------------------------------------------
+    def network(self, *, kind: str = "unet", unet: dict[str, Any] | None = None) -> nn.Module:
+        """``SpaceTimeUNet(**unet)`` for these clips, with a class embedding when conditional."""
+        from .networks import SpaceTimeUNet
+
+        if kind not in NETWORKS:
+            raise ValueError(f"unknown video network kind {kind!r}; choose one of {NETWORKS}")
+        options = dict(unet or {})
+        for fixed in ("in_channels", "num_classes"):
+            if fixed in options:
+                raise ValueError(f"network.unet.{fixed} is set by the domain (from the data and domain.conditional); "
+                                 "remove it")
+        return SpaceTimeUNet(self.shape[0], num_classes=self.num_classes if self.conditional else 0, **options)
+
+    def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
+                  label: int | Sequence[int] | None = None, unconditional: bool = False) -> Cond:
+        """``{"label": [B]}`` for a conditional domain: ``label`` names the digits (37 or 73: a 3 and a 7),
+        a list of them is repeated, and by default every sorted digit combination comes in turn.
+        ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems)."""
+        if unconditional or not self.conditional:
+            if label is not None:
+                why = "unconditional=true was requested" if unconditional else "the domain is unconditional"
+                raise ValueError(f"cond.label={label} given but {why}; drop one of them")
+            return {}
+        n = self.num_digits
+        if label is None:
+            valid = sorted({video_data.pair_label(video_data.label_digits(k, n)) for k in range(10 ** n)})
+            return {"label": torch.tensor(valid).repeat(num_samples // len(valid) + 1)[:num_samples]}
+        wanted = [int(v) for v in np.atleast_1d(np.asarray(label))]
+        if not wanted or min(wanted) < 0 or max(wanted) >= 10 ** n:
+            raise ValueError(f"cond.label must name {n} digit(s) as a number in 0..{10 ** n - 1} (37: a 3 and a 7), "
+                             f"got {label}")
+        canonical = [video_data.pair_label(video_data.label_digits(k, n)) for k in wanted]
+        return {"label": torch.tensor(canonical).repeat(num_samples // len(canonical) + 1)[:num_samples]}
+
+    def template(self, num_samples: int, *, generator: torch.Generator | None = None,
+                 cond: Cond | None = None) -> tuple[Tensor, Space]:
+        return torch.zeros(num_samples, *self.shape), DenseSpace()
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[DecodedClip]:
+        values = self.to_data(x.detach().cpu().float())
+        labels = (cond or {}).get("label")
+        labels = [None] * len(x) if labels is None else [int(v) for v in labels]
+        if self._standardised():
+            mean, std = self.statistics()
+            low, high = mean - 3 * std, mean + 3 * std
+        else:
+            low, high = -torch.ones(values.shape[1]), torch.ones(values.shape[1])
+        out = []
+        for clip, label in zip(values, labels):
+            digits = video_data.label_digits(label, self.num_digits) if label is not None else None
+            out.append(DecodedClip(clip.numpy(), to_pixels(clip, low, high), label, digits))
+        return out
+
+    def save(self, objects: Sequence[DecodedClip], out_dir: Path) -> list[Path]:
+        """Per sample ``sample_00000[_<label>].gif`` (animated) and ``.npy`` (values ``[C, T, H, W]``)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        width = max(5, len(str(len(objects) - 1)))
+        files = []
+        for i, obj in enumerate(objects):
+            stem = f"sample_{i:0{width}d}" + ("" if obj.label is None else f"_{obj.label:0{self.num_digits}d}")
+            files.append(obj.save_gif(out_dir / f"{stem}.gif", fps=self.fps))
+            np.save(out_dir / f"{stem}.npy", obj.values)
+            files.append(out_dir / f"{stem}.npy")
+        return files
+
+    def figure(self, objects: Sequence[DecodedClip], path: Path, *, max_clips: int = 8,
+               max_frames: int = 16) -> Path:
+        """A frame grid: one row per clip (at most ``max_clips``), its frames left to right. If the folder
+        holds ``observation.png`` (written by guidance=forecast) it is drawn above, as the first row."""
+        from .figures import frame_grid
+
+        path = Path(path)
+        rows = [obj.pixels[:max_frames] for obj in objects[:max_clips]]
+        names = [("" if obj.digits is None else "digits " + "".join(map(str, obj.digits))) for obj in objects]
+        observation = path.parent / OBSERVATION
+        header = observation if observation.is_file() and path.name != OBSERVATION else None
+        if header is not None:  # the header's row is named "given": name these too, to align the frames
+            names = [name or "sample" for name in names]
+        return frame_grid(rows, path, names=names[:max_clips], header=header)
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def metrics(self, samples: Sequence[DecodedClip], reference: Sequence[DecodedClip]) -> dict[str, float]:
+        """Moment and motion statistics in data units, samples against reference (see ``metrics``)."""
+        from .metrics import clip_metrics
+
+        return clip_metrics(np.stack([s.values for s in samples]), np.stack([r.values for r in reference]))

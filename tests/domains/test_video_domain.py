@@ -1,0 +1,121 @@
+"""The video plugin: batches of clips, digit-pair conditions, GIF / .npy / frame-grid outputs, float
+clips standardised and restored, the domain contract, and a tiny train / sample / forecast by
+inpainting on the time axis through the CLI (the given frames come back exactly)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sciffusion
+from sciffusion import registry
+from sciffusion.testing import assert_domain_contract, run_app
+from sciffusion_domains.video.domain import VideoDomain
+from sciffusion_domains.video.inverse import known_frames
+
+TINY = dict(size=32, frames=6, train_clips=16, eval_clips=8)
+
+
+@pytest.fixture(scope="module")
+def digits() -> VideoDomain:
+    return VideoDomain(**TINY, conditional=True)
+
+
+def test_registered_under_video():
+    assert registry.load_class("video") is VideoDomain
+    assert (VideoDomain.config_dir() / "domain" / "moving_digits.yaml").is_file()
+
+
+def test_batches_are_clips_with_digit_pair_labels(digits):
+    batch = digits.collate([digits.dataset("train")[i] for i in range(3)])
+    assert batch.x.shape == (3, 1, 6, 32, 32) and batch.cond["label"].dtype == torch.long
+    assert digits.shape == (1, 6, 32, 32) and digits.num_classes == 100
+    assert not VideoDomain(**TINY).collate([digits.dataset("train")[0]]).cond
+
+
+def test_conditions_name_the_digits_in_any_order(digits):
+    assert digits.condition(3, label=73)["label"].tolist() == [37, 37, 37]
+    assert digits.condition(4, label=[5, 21])["label"].tolist() == [5, 12, 5, 12]
+    assert digits.condition(56)["label"][:3].tolist() == [0, 1, 2] and len(set(digits.condition(55)["label"].tolist())) == 55
+    with pytest.raises(ValueError, match="0..99"):
+        digits.condition(2, label=100)
+    with pytest.raises(ValueError, match="unconditional"):
+        VideoDomain(**TINY).condition(2, label=3)
+
+
+def test_save_writes_gifs_npys_and_a_frame_grid(digits, tmp_path):
+    batch = digits.collate([digits.dataset("val")[i] for i in range(2)])
+    clips = digits.decode(batch.x, batch.space, batch.cond)
+    files = digits.save(clips, tmp_path)
+    label = int(batch.cond["label"][0])
+    assert files[0].name == f"sample_00000_{label:02d}.gif" and len(files) == 4
+    gif = Image.open(files[0])
+    assert gif.n_frames == 6 and gif.size == (32, 32) and gif.info["loop"] == 0
+    assert np.array_equal(np.load(files[1]), batch.x[0].numpy())
+    grid = Image.open(digits.figure(clips, tmp_path / "figure.png"))
+    assert grid.width > 6 * 64 and grid.height >= 2 * 64
+
+
+def test_float_clips_are_standardised_and_decoded_back(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(tmp_path / f"field{i}.npy", (5.0 + 2.0 * rng.standard_normal((12, 2, 8, 8))).astype(np.float32))
+    domain = VideoDomain(source="folder", root=str(tmp_path), frames=4)
+    batch = domain.collate([domain.dataset("train")[i] for i in range(3)])
+    assert abs(float(batch.x.mean())) < 0.3 and abs(float(batch.x.std()) - 1) < 0.2
+    restored = domain.decode(batch.x, batch.space)[0].values
+    assert np.allclose(restored, domain.dataset("train")[0][0].numpy(), atol=1e-5)
+    fresh = VideoDomain(source="folder", root=str(tmp_path / "elsewhere"), frames=4)
+    fresh.load_state_dict(domain.state_dict())  # sampling reads no data
+    assert fresh.shape == (2, 4, 8, 8) and np.allclose(fresh.decode(batch.x, batch.space)[0].values, restored)
+
+
+def test_bad_options_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown video source 'mp4'"):
+        VideoDomain(source="mp4")
+    with pytest.raises(ValueError, match="needs root"):
+        VideoDomain(source="zarr")
+    with pytest.raises(ValueError, match="labelled clips"):
+        VideoDomain(source="folder", root=str(tmp_path), conditional=True)
+
+
+def test_known_frames_of_forecast_and_interpolation():
+    assert known_frames(6, task="forecast", given=2).tolist() == [True, True, False, False, False, False]
+    assert known_frames(7, task="interpolate", every=3).tolist() == [True, False, False, True, False, False, True]
+    with pytest.raises(ValueError, match="0 < guidance.given < 6"):
+        known_frames(6, task="forecast", given=6)
+
+
+def test_metrics_tell_frozen_clips_from_moving_ones(digits):
+    reference = digits.reference("test")
+    assert abs(digits.metrics(digits.reference("val"), reference)["motion_ratio"] - 1) < 0.2
+    frozen = digits.reference("val")
+    for clip in frozen:
+        clip.values[:] = clip.values[:, :1]
+    assert digits.metrics(frozen, reference)["motion_ratio"] == 0
+
+
+def test_keeps_the_domain_contract(digits, tmp_path):
+    assert_domain_contract(digits, tmp_path, fresh=lambda: VideoDomain(**TINY, conditional=True))
+
+
+def test_train_sample_and_forecast_through_the_cli(tmp_path):
+    run_app("train", "experiment=moving_digits_tiny", "domain.frames=6", "domain.train_clips=16",
+            f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3
+    model = sciffusion.load(ckpt)  # in-process: a second app subprocess would double the test's time
+    model.save(model.sample(2, steps=2, cond={"label": 37}, progress=False, verbose=False), tmp_path / "free")
+    assert sorted(p.name for p in (tmp_path / "free").glob("*.gif")) == ["sample_00000_37.gif", "sample_00001_37.gif"]
+    assert np.load(tmp_path / "free" / "sample_00000_37.npy").shape == (1, 6, 32, 32)
+    out = tmp_path / "forecast"
+    run_app("sample", f"checkpoint={ckpt}", "num_samples=2", "steps=2", "guidance=forecast", "guidance.input=test:1",
+            "guidance.given=2", "progress=false", f"out_dir={out}", cwd=tmp_path)
+    given = np.load(out / "input.npy")
+    assert json.loads((out / "known_frames.json").read_text())["known"] == [0, 1]
+    for i in range(2):
+        sample = np.load(out / f"sample_0000{i}.npy")
+        assert sample.shape == (1, 6, 32, 32) and np.array_equal(sample[:, :2], given[:, :2])
+        assert not np.allclose(sample[:, 2:], given[:, 2:])
+    assert (out / "observation.png").is_file() and (out / "figure.png").is_file()

@@ -1,0 +1,78 @@
+"""The space-time UNet: shapes, a zero output at initialisation, frames that meet only through the
+temporal attention, clips in a batch that never meet, and conditioning frames."""
+import pytest
+import torch
+
+from sciffusion_domains.video.networks import FRAME_MASK, FRAMES, SpaceTimeUNet
+
+SMALL = dict(channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), head_channels=8)
+
+
+def trained_like(net: SpaceTimeUNet) -> SpaceTimeUNet:
+    """Randomise the layers that start at zero (outputs, residual branches, attention projections) so
+    that every path of the network carries signal, as after training."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.2)
+    return net.eval()
+
+
+def clips(b=2, c=1, t=5, h=12, w=10, seed=0):
+    return torch.randn(b, c, t, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_output_shape_any_size_and_zero_at_initialisation():
+    net = SpaceTimeUNet(2, **SMALL, num_classes=4)
+    x = clips(c=2, h=11, w=9)  # sizes the downsampling does not divide: padded and cropped
+    out = net(x, torch.rand(2), None, {"label": torch.tensor([1, 3])})
+    assert out.shape == x.shape and not out.any()  # conv_out starts at zero, as in the images UNet
+    assert trained_like(net)(x, torch.rand(2), None, {"label": torch.tensor([1, 3])}).abs().mean() > 0
+
+
+def test_temporal_attention_is_the_only_path_between_frames():
+    x, t = clips(), torch.full((2,), 0.5)
+    moved = x.clone()
+    moved[:, :, 0] += 1.0
+    mixing = trained_like(SpaceTimeUNet(1, **SMALL))
+    change = (mixing(moved, t) - mixing(x, t)).abs().amax(dim=(0, 1, 3, 4))  # [T]
+    assert (change[1:] > 1e-3).all()
+    separate = trained_like(SpaceTimeUNet(1, **SMALL, temporal_attention=False))
+    change = (separate(moved, t) - separate(x, t)).abs().amax(dim=(0, 1, 3, 4))
+    assert change[0] > 1e-3 and torch.allclose(change[1:], torch.zeros(4), atol=1e-5)
+
+
+def test_frame_order_matters_to_the_temporal_attention():
+    """The frame encoding makes the network see time order: reversing time is not reversing outputs."""
+    net, x, t = trained_like(SpaceTimeUNet(1, **SMALL)), clips(), torch.full((2,), 0.5)
+    assert not torch.allclose(net(x.flip(2), t).flip(2), net(x, t), atol=1e-4)
+
+
+def test_permuting_clips_in_a_batch_permutes_outputs():
+    net = trained_like(SpaceTimeUNet(1, **SMALL, num_classes=3))
+    x, t, labels = clips(b=4), torch.rand(4), torch.tensor([0, 1, 2, 1])
+    perm = torch.tensor([2, 0, 3, 1])
+    out = net(x, t, None, {"label": labels})
+    assert torch.allclose(net(x[perm], t[perm], None, {"label": labels[perm]}), out[perm], atol=1e-5)
+
+
+def test_given_frames_condition_the_output_and_can_be_dropped():
+    net = trained_like(SpaceTimeUNet(1, **SMALL, context=True))
+    x, t = clips(), torch.full((2,), 0.5)
+    mask = torch.tensor([[True, True, False, False, False]] * 2)
+    given = {FRAMES: clips(seed=1), FRAME_MASK: mask}
+    assert not torch.allclose(net(x, t, None, given), net(x, t, None, {}), atol=1e-4)
+    dropped = {**given, "drop": torch.tensor([True, True])}
+    assert torch.allclose(net(x, t, None, dropped), net(x, t, None, {}), atol=1e-6)
+    with pytest.raises(ValueError, match=r"cond\['frames'\] must have shape \(2, 1, 5, 12, 10\)"):
+        net(x, t, None, {FRAMES: clips(t=4), FRAME_MASK: mask})
+    with pytest.raises(ValueError, match="context=True"):
+        SpaceTimeUNet(1, **SMALL)(x, t, None, given)
+
+
+def test_bad_options_and_inputs_are_named():
+    with pytest.raises(ValueError, match="temporal_levels"):
+        SpaceTimeUNet(1, **SMALL, temporal_levels=(2,))
+    with pytest.raises(ValueError, match=r"\[B, 1, T, H, W\], got \(2, 1, 12, 10\)"):
+        SpaceTimeUNet(1, **SMALL)(torch.zeros(2, 1, 12, 10), torch.rand(2))
