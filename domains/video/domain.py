@@ -69,6 +69,11 @@ class VideoDomain(Domain):
     .npy frame stacks) or ``zarr`` (``root``: an xarray store, ``variables``), both cut into clips of
     ``frames`` frames every ``stride``. Float user data is standardised per channel with the training
     split's mean and standard deviation (kept in ``state_dict``). ``conditional`` adds cond["label"].
+
+    ``given_frames = k > 0`` trains a forecaster by conditioning: every batch carries its clips as
+    cond["frames"] with cond["frame_mask"] True on the first k frames, the network takes them as input
+    channels, and sampling continues the clip named by ``cond.input`` (``test:K`` or a ``.npy`` file).
+    With ``loss.cond_dropout`` the same model also learns unconditional clips.
     """
 
     name = "video"
@@ -77,18 +82,21 @@ class VideoDomain(Domain):
     def __init__(self, *, source: str = "moving_digits", root: str | None = None,
                  variables: Sequence[str] | None = None, frames: int = 16, size: int = 64, num_digits: int = 2,
                  step_length: float = 0.1, train_clips: int = 10000, eval_clips: int = 256,
-                 stride: int | None = None, conditional: bool = False, seed: int = 0, fps: float = 8.0):
+                 stride: int | None = None, conditional: bool = False, given_frames: int = 0, seed: int = 0,
+                 fps: float = 8.0):
         if source not in SOURCES:
             raise ValueError(f"unknown video source {source!r}; choose one of {SOURCES}")
         if (source == "moving_digits") == (root is not None):
             raise ValueError(f"source={source} {'takes no root' if root is not None else 'needs root=<path>'} "
                              f"(got root={root!r}); folder and zarr read the user's clips from root")
+        if not 0 <= given_frames < frames:
+            raise ValueError(f"given_frames must be in 0..{frames - 1} (frames={frames}), got {given_frames}")
         if conditional and source != "moving_digits":
             raise ValueError(f"conditional=true needs labelled clips; source={source} has none")
         self.source, self.root, self.variables = source, root, list(variables) if variables else None
         self.frames, self.size, self.num_digits, self.step_length = frames, size, num_digits, step_length
         self.train_clips, self.eval_clips, self.stride = train_clips, eval_clips, stride
-        self.conditional, self.seed, self.fps = conditional, seed, fps
+        self.conditional, self.given_frames, self.seed, self.fps = conditional, given_frames, seed, fps
         self._splits: dict[str, Any] = {}
         self._stored: dict[str, Any] = {}
 
@@ -173,7 +181,18 @@ class VideoDomain(Domain):
     def collate(self, items: Sequence[tuple[Tensor, int]]) -> Batch:
         clips = self.encode(torch.stack([clip for clip, _ in items]))
         labels = torch.tensor([label for _, label in items], dtype=torch.long)
-        return Batch(clips, DenseSpace(), {"label": labels} if self.conditional else {})
+        cond = {"label": labels} if self.conditional else {}
+        return Batch(clips, DenseSpace(), {**cond, **self._given(clips)})
+
+    def _given(self, clips: Tensor) -> Cond:
+        """cond["frames"] and cond["frame_mask"] (the first ``given_frames`` known) for clips ``[B, C, T, H, W]``."""
+        if not self.given_frames:
+            return {}
+        from .networks import FRAME_MASK, FRAMES
+
+        mask = torch.zeros(len(clips), clips.shape[2], dtype=torch.bool)
+        mask[:, :self.given_frames] = True
+        return {FRAMES: clips, FRAME_MASK: mask}
 
     # -- model -----------------------------------------------------------------------------------
     def network(self, *, kind: str = "unet", unet: dict[str, Any] | None = None) -> nn.Module:
@@ -187,28 +206,51 @@ class VideoDomain(Domain):
             if fixed in options:
                 raise ValueError(f"network.unet.{fixed} is set by the domain (from the data and domain.conditional); "
                                  "remove it")
-        return SpaceTimeUNet(self.shape[0], num_classes=self.num_classes if self.conditional else 0, **options)
+        context = self.given_frames > 0
+        if options.pop("context", context) != context:
+            raise ValueError(f"network.unet.context is set by the domain (domain.given_frames={self.given_frames}); "
+                             "remove it")
+        return SpaceTimeUNet(self.shape[0], num_classes=self.num_classes if self.conditional else 0,
+                             context=context, **options)
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
-                  label: int | Sequence[int] | None = None, unconditional: bool = False) -> Cond:
+                  label: int | Sequence[int] | None = None, unconditional: bool = False,
+                  input: str | None = None) -> Cond:
         """``{"label": [B]}`` for a conditional domain: ``label`` names the digits (37 or 73: a 3 and a 7),
         a list of them is repeated, and by default every sorted digit combination comes in turn.
-        ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems)."""
+        ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems).
+        A model trained with ``given_frames`` continues the clip ``input`` (``test:K`` or a ``.npy`` file,
+        see ``inverse.read_input``): every sample is given its first frames."""
+        given = self._given_input(num_samples, input)
         if unconditional or not self.conditional:
             if label is not None:
                 why = "unconditional=true was requested" if unconditional else "the domain is unconditional"
                 raise ValueError(f"cond.label={label} given but {why}; drop one of them")
-            return {}
+            return given
         n = self.num_digits
         if label is None:
             valid = sorted({video_data.pair_label(video_data.label_digits(k, n)) for k in range(10 ** n)})
-            return {"label": torch.tensor(valid).repeat(num_samples // len(valid) + 1)[:num_samples]}
+            return {"label": torch.tensor(valid).repeat(num_samples // len(valid) + 1)[:num_samples], **given}
         wanted = [int(v) for v in np.atleast_1d(np.asarray(label))]
         if not wanted or min(wanted) < 0 or max(wanted) >= 10 ** n:
             raise ValueError(f"cond.label must name {n} digit(s) as a number in 0..{10 ** n - 1} (37: a 3 and a 7), "
                              f"got {label}")
         canonical = [video_data.pair_label(video_data.label_digits(k, n)) for k in wanted]
-        return {"label": torch.tensor(canonical).repeat(num_samples // len(canonical) + 1)[:num_samples]}
+        return {"label": torch.tensor(canonical).repeat(num_samples // len(canonical) + 1)[:num_samples], **given}
+
+    def _given_input(self, num_samples: int, input: str | None) -> Cond:
+        if not self.given_frames:
+            if input is not None:
+                raise ValueError(f"cond.input={input} given but this model was not trained with given frames "
+                                 "(domain.given_frames=0); forecast with guidance=forecast guidance.input=... instead")
+            return {}
+        if input is None:
+            raise ValueError(f"this model forecasts from {self.given_frames} given frames: pass cond.input=test:K or "
+                             "cond.input=clip.npy")
+        from .inverse import read_input
+
+        clip = self.encode(read_input(self, input))
+        return self._given(clip.expand(num_samples, *clip.shape[1:]).contiguous())
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:

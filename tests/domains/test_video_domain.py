@@ -119,3 +119,23 @@ def test_train_sample_and_forecast_through_the_cli(tmp_path):
         assert sample.shape == (1, 6, 32, 32) and np.array_equal(sample[:, :2], given[:, :2])
         assert not np.allclose(sample[:, 2:], given[:, 2:])
     assert (out / "observation.png").is_file() and (out / "figure.png").is_file()
+
+
+def test_a_forecaster_by_conditioning_is_given_the_first_frames(tmp_path):
+    domain = VideoDomain(**TINY, given_frames=2)
+    batch = domain.collate([domain.dataset("train")[i] for i in range(3)])
+    assert torch.equal(batch.cond["frames"], batch.x) and batch.cond["frame_mask"][:, :2].all()
+    assert not batch.cond["frame_mask"][:, 2:].any()
+    net = domain.network(unet=dict(channels=8, channel_mult=[1, 2], attention_levels=[1], head_channels=8))
+    assert net.context and net(batch.x, torch.rand(3), batch.space, batch.cond).shape == batch.x.shape
+    cond = domain.condition(4, input="test:1")
+    assert cond["frames"].shape == (4, 1, 6, 32, 32)
+    assert torch.equal(cond["frames"][3], domain.dataset("test")[1][0])
+    np.save(tmp_path / "clip.npy", domain.dataset("test")[1][0].numpy())
+    assert torch.equal(domain.condition(1, input=str(tmp_path / "clip.npy"))["frames"][0], cond["frames"][0])
+    with pytest.raises(ValueError, match="cond.input=test:K"):
+        domain.condition(2)
+    with pytest.raises(ValueError, match="was not trained with given frames"):
+        VideoDomain(**TINY).condition(2, input="test:0")
+    with pytest.raises(ValueError, match="network.unet.context is set by the domain"):
+        VideoDomain(**TINY).network(unet=dict(context=True))
