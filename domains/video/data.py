@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -167,7 +167,7 @@ class ClipArrays(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         stack, start = self.index[i]
-        clip = torch.from_numpy(np.array(self.stacks[stack][start:start + self.frames]))  # a copy: stacks may be memmaps
+        clip = torch.from_numpy(np.array(self.stacks[stack][start:start + self.frames]))  # a copy of a memmap
         clip = to_symmetric(clip) if self.uint8 else clip.float()
         return clip.permute(1, 0, 2, 3), -1
 

@@ -10,9 +10,10 @@ time axis are in ``inverse``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,6 +100,7 @@ class VideoDomain(Domain):
         self.conditional, self.given_frames, self.seed, self.fps = conditional, given_frames, seed, fps
         self._splits: dict[str, Any] = {}
         self._stored: dict[str, Any] = {}
+        self._statistics: tuple[Tensor, Tensor] | None = None
 
     # -- data ------------------------------------------------------------------------------------
     def dataset(self, split: str):
@@ -139,14 +141,14 @@ class VideoDomain(Domain):
             return None if stored is None else (torch.as_tensor(stored), torch.as_tensor(self._stored["std"]))
         if not self._standardised():
             return None
-        if "statistics" not in self._splits:
+        if self._statistics is None:
             stacks = self.dataset("train").stacks
             values = np.concatenate([np.asarray(s, dtype=np.float64).transpose(1, 0, 2, 3).reshape(s.shape[1], -1)
                                      for s in stacks], axis=1)
             mean, std = values.mean(axis=1), values.std(axis=1)
-            self._splits["statistics"] = (torch.tensor(mean, dtype=torch.float32),
-                                          torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
-        return self._splits["statistics"]
+            self._statistics = (torch.tensor(mean, dtype=torch.float32),
+                                torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
+        return self._statistics
 
     def encode(self, clips: Tensor) -> Tensor:
         """Clips ``[B, C, T, H, W]`` in data units to the model's space."""

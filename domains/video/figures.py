@@ -1,8 +1,8 @@
 """Frame grids of clips: one row per clip, its frames left to right (PIL only, no matplotlib)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

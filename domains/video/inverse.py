@@ -64,7 +64,8 @@ def read_input(domain: VideoDomain, input: str) -> Tensor:
             raise ValueError(f"guidance.input=test:K needs K in 0..{len(test) - 1}, got {index}")
         return test[index][0][None].float()
     if not Path(input).is_file():
-        raise FileNotFoundError(f"guidance.input={input!r} is neither a .npy file nor test:K; give the clip to continue")
+        raise FileNotFoundError(f"guidance.input={input!r} is neither a .npy file nor test:K; give the clip to "
+                                "continue")
     clip = torch.from_numpy(np.load(input)).float()
     clip = clip[None] if clip.dim() == 3 else clip
     if tuple(clip.shape) != shape:

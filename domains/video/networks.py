@@ -56,14 +56,19 @@ class TemporalAttention(nn.Module):
         self.v = nn.Linear(channels, channels)
         self.proj = zero_(nn.Linear(channels, channels))
 
+    def _heads(self, z: Tensor) -> Tensor:
+        """[N, T, C] -> [N, heads, T, C / heads]."""
+        n, frames, c = z.shape
+        return z.reshape(n, frames, self.heads, c // self.heads).transpose(1, 2)
+
     def forward(self, h: Tensor, frames: int) -> Tensor:
         bt, c, height, width = h.shape
         b = bt // frames
         seq = self.norm(h).reshape(b, frames, c, height * width).permute(0, 3, 1, 2).reshape(-1, frames, c)
         q, k = self.qk(seq + frame_encoding(frames, c, device=h.device, dtype=h.dtype)).chunk(2, dim=-1)
         v = self.v(seq)
-        heads = lambda z: z.reshape(-1, frames, self.heads, c // self.heads).transpose(1, 2)  # noqa: E731
-        out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v)).transpose(1, 2).reshape(-1, frames, c)
+        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
+        out = out.transpose(1, 2).reshape(-1, frames, c)
         out = self.proj(out).reshape(b, height * width, frames, c).permute(0, 2, 3, 1).reshape(bt, c, height, width)
         return h + out
 
@@ -146,9 +151,9 @@ class SpaceTimeUNet(nn.Module):
             if level < levels - 1:
                 self.downs.append(Downsample(ch))
                 skip_channels.append(ch)
-        self.middle = nn.ModuleList([block(ch, ch, None), SpaceTimeBlock(ch, ch, emb_dim, spatial=False,
-                                                                         temporal=False, head_channels=head_channels,
-                                                                         dropout=dropout)])
+        plain = SpaceTimeBlock(ch, ch, emb_dim, spatial=False, temporal=False, head_channels=head_channels,
+                               dropout=dropout)
+        self.middle = nn.ModuleList([block(ch, ch, None), plain])  # ResBlock + attention, then a ResBlock
         self.decoder, self.ups = nn.ModuleList(), nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             blocks = nn.ModuleList()
@@ -168,7 +173,7 @@ class SpaceTimeUNet(nn.Module):
                 raise ValueError(f"cond['{FRAMES}'] / cond['{FRAME_MASK}'] given but the network takes no given "
                                  "frames; build it with context=True")
             return x
-        b, c, frames = x.shape[:3]
+        b, _, frames = x.shape[:3]
         if FRAMES in cond:
             given = cond[FRAMES].to(dtype=x.dtype, device=x.device)
             mask = cond[FRAME_MASK].to(device=x.device, dtype=torch.bool) if FRAME_MASK in cond else None
