@@ -50,6 +50,7 @@ GRIDS = {
     "karras": lambda steps: karras(PROCESS, steps, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX),
     "logsnr": lambda steps: uniform_log_snr(PROCESS, steps, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX),
     "uniform_t": lambda steps: uniform_t(PROCESS, steps),  # = diffusers' "trailing" timestep spacing
+    "uniform_t_to_sigma_min": lambda steps: uniform_t(PROCESS, steps, sigma_min=SIGMA_MIN),  # trailing, ending at 0.01
 }
 # name -> (sampler, options, NFE of a grid of n steps, inverse: steps for an NFE budget)
 OURS = {
