@@ -1,5 +1,6 @@
 """The table of the distilled HadISST forecast model against its teacher, from the forecast runs'
-metrics.json files under experiments/distillation/hadisst_scores/ (test years, 8 members, 6 leads).
+metrics.json files under experiments/distillation/hadisst_scores/ (test years, 8 members, 6 leads),
+then, if hadisst_grids.py has run, its table of time grids on the first test initial months.
 
     python experiments/distillation/hadisst_table.py
 """
@@ -36,6 +37,20 @@ def main() -> None:
         fmt = lambda values, d=3: " / ".join(f"{v:.{d}f}" for v in values)
         print(f"| {name} | {sampler} | {steps} | {nfe} | {fmt(m['crps_fair'])} | {sum(m['crps_fair']) / 6:.4f} "
               f"| {ratio:.3f} | {fmt(m['rmse'])} | {fmt(m['spread_skill'], 2)} |")
+
+    grids = SCORES / "grids.json"
+    if grids.is_file():
+        found = json.loads(grids.read_text())
+        teacher = json.loads((SCORES / "teacher_heun_12_first12.json").read_text())["crps_fair"]
+        print(f"\n{found['initial_months']} initial months; teacher Heun 12 (23 NFE): mean fair CRPS "
+              f"{sum(teacher) / 6:.4f}\n")
+        print("| NFE (UniPC) | grid | ODE error (RMS, calibration) | fair CRPS, leads 1-6 | mean | worst lead / teacher |")
+        print("|---|---|---|---|---|---|")
+        for row in found["rows"]:
+            ratio = max(a / b for a, b in zip(row["crps_fair"], teacher))
+            crps = " / ".join(f"{v:.3f}" for v in row["crps_fair"])
+            print(f"| {row['nfe']} | {row['grid']} | {row['ode_error']:.3f} | {crps} | {sum(row['crps_fair']) / 6:.4f} "
+                  f"| {ratio:.3f} |")
 
 
 if __name__ == "__main__":
