@@ -178,3 +178,15 @@ def test_tiny_train_forecast_and_score_through_the_cli(tmp_path):
     run(["-m", "sciffusion.cli.sample", f"checkpoint={ckpt}", "num_samples=2", "steps=2", "+cond.init_time=2018-06",
          f"out_dir={samples}"], tmp_path)
     assert xr.open_dataset(samples / "samples.nc").sst.shape == (2, 13, 57)
+
+
+def test_forecast_samples_with_the_checkpoints_stored_settings_unless_given():
+    from sciffusion_domains.weather.forecast import load_with_settings
+
+    *_, settings = load_with_settings("hadisst_forecast_2step")
+    assert (settings.sampler, settings.steps, settings.grid_options) == ("consistency", 2, {"sigma_min": 0.5})
+    assert settings.sources["steps"] == "checkpoint sampling_defaults"
+    *_, teacher = load_with_settings("hadisst")
+    assert (teacher.sampler, teacher.steps, teacher.grid) == ("heun", 12, "karras")
+    *_, given = load_with_settings("hadisst", sampler="euler", steps=30)
+    assert (given.sampler, given.steps, given.sources["sampler"]) == ("euler", 30, "given")
