@@ -26,10 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciffusion.guidance import DropCondition, Inpainting, device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
-from sciffusion_domains.dense.inverse import METHODS, posterior_guidance
+from sciffusion_domains.dense.inverse import METHODS, known_values_guidance
 
 from .data import read_clip
 from .domain import AudioDomain
@@ -85,13 +84,8 @@ def edit(denoiser: Denoiser, *, process: NoiseProcess, domain: AudioDomain, inpu
     known = (~edited).expand(x.shape[-2], -1)[None, None]  # [1, 1, bins, frames]
     observed = torch.where(known, x, torch.zeros(()))
     _write(out_dir, domain, waveform, observed, edited, task=task, start=start, end=end, input=input)
-    device = device_of(denoiser)
-    known_d, observed_d = known.to(device), observed.to(device)
-    if method == "replace":
-        return Inpainting(DropCondition(denoiser) if unconditional else denoiser, observed_d, known_d)
-    return posterior_guidance(denoiser, process, lambda v: v * known_d, observed_d, method=method,
-                              noise_std=noise_std, scale=scale, zeta=zeta, data_var=data_var,
-                              unconditional=unconditional)
+    return known_values_guidance(denoiser, process, observed, known, method=method, noise_std=noise_std,
+                                 scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
 
 
 def _write(out_dir: str | None, domain: AudioDomain, waveform: np.ndarray, observed: Tensor, edited: Tensor,

@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sciffusion.guidance import DropCondition, Inpainting, device_of
+from sciffusion.guidance import device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
 
-from sciffusion_domains.dense.inverse import METHODS, posterior_guidance  # noqa: F401  (also re-exported)
+from sciffusion_domains.dense.inverse import METHODS, known_values_guidance, posterior_guidance  # noqa: F401  (also re-exported)
 
 from . import data as image_data
 
@@ -144,14 +144,8 @@ def inpaint(denoiser: Denoiser, *, process: NoiseProcess, domain=None, input: st
     known = ~missing
     observed = torch.where(known, _noisy(image, noise_std, seed) if degrade else image, image.new_zeros(()))
     _write(out_dir, observed, input=image, observation=observed, mask=missing.float() * 2 - 1)
-    device = device_of(denoiser)
-    known_d, observed_d = known.to(device), observed.to(device)
-    if method == "replace":
-        base = DropCondition(denoiser) if unconditional else denoiser
-        return Inpainting(base, observed_d, known_d)
-    observe = lambda x: x * known_d
-    return posterior_guidance(denoiser, process, observe, observed_d, method=method, noise_std=noise_std,
-                              scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
+    return known_values_guidance(denoiser, process, observed, known, method=method, noise_std=noise_std,
+                                 scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
 
 
 def superres(denoiser: Denoiser, *, process: NoiseProcess, domain=None, input: str, factor: int = 2,

@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciffusion.guidance import DropCondition, Inpainting, device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
-from sciffusion_domains.dense.inverse import METHODS, posterior_guidance
+from sciffusion_domains.dense.inverse import METHODS, known_values_guidance
 
 from .domain import OBSERVATION, VideoDomain
 
@@ -86,13 +85,8 @@ def forecast(denoiser: Denoiser, *, process: NoiseProcess, domain: VideoDomain, 
     mask = known[None, None, :, None, None]  # [1, 1, T, 1, 1], broadcast over channels and pixels
     observed = torch.where(mask, domain.encode(clip), torch.zeros(()))
     _write(out_dir, domain, clip, known, task=task, input=input)
-    device = device_of(denoiser)
-    mask_d, observed_d = mask.to(device), observed.to(device)
-    if method == "replace":
-        return Inpainting(DropCondition(denoiser) if unconditional else denoiser, observed_d, mask_d)
-    return posterior_guidance(denoiser, process, lambda v: v * mask_d, observed_d, method=method,
-                              noise_std=noise_std, scale=scale, zeta=zeta, data_var=data_var,
-                              unconditional=unconditional)
+    return known_values_guidance(denoiser, process, observed, mask, method=method, noise_std=noise_std,
+                                 scale=scale, zeta=zeta, data_var=data_var, unconditional=unconditional)
 
 
 def _write(out_dir: str | None, domain: VideoDomain, clip: Tensor, known: Tensor, **what) -> None:
