@@ -117,8 +117,8 @@ def open_dataset(source: str | Path | Sequence[str | Path] | xr.Dataset, *,
                  variables: Sequence[str] | None = None, levels: Sequence[float] | None = None,
                  chunks: Mapping[str, int] | bool | None = None, longitude: str = "0..360",
                  monthly: bool = False) -> xr.Dataset:
-    """Open NetCDF file(s) or a Zarr store lazily (dask), keep ``variables`` and ``levels``, and put
-    the coordinates in one convention (:func:`normalise_coords`).
+    """Open NetCDF file(s) or a Zarr store lazily (dask), keep ``variables`` (in that order; all of
+    them by name when None) and ``levels``, and put the coordinates in one convention (:func:`normalise_coords`).
 
     ``chunks`` defaults to the storage's own chunks; ``{"time": 1}`` makes every window read only
     its own time steps. A path that is a folder or ends in ``.zarr`` opens as Zarr; an open Dataset
@@ -144,6 +144,8 @@ def open_dataset(source: str | Path | Sequence[str | Path] | xr.Dataset, *,
         if unknown:
             raise KeyError(f"variables {unknown} are not in the dataset; it holds {list(ds.data_vars)}")
         ds = ds[list(variables)]
+    else:  # by name: a store's own order can follow its directory listing, and channel order is the model's
+        ds = ds[sorted(ds.data_vars, key=str) + list(ds.coords)]
     if levels is not None:
         level = next((d for d in _LEVEL_NAMES if d in ds.dims), None)
         if level is None:
