@@ -26,7 +26,6 @@ from sciffusion.space import DenseSpace, Space
 from . import data as image_data
 
 DATASETS = ("mnist5k", "sklearn_digits", "fashion_mnist", "folder")
-NETWORKS = ("unet", "dit")
 OBSERVATION = "observation.png"  # written by an inverse-problem guidance (see ``inverse``) into out_dir
 
 
@@ -136,17 +135,11 @@ class ImagesDomain(Domain):
                 dit: dict[str, Any] | None = None) -> nn.Module:
         """``UNet(**unet)`` or ``DiT(**dit)`` for these images, with a class embedding when conditional.
         Both option sets live in the config so that ``network.kind=dit`` switches networks."""
-        from sciffusion_domains.dense.networks import DiT, UNet
+        from sciffusion_domains.dense.networks import unet_or_dit
 
-        if kind not in NETWORKS:
-            raise ValueError(f"unknown image network kind {kind!r}; choose one of {NETWORKS}")
-        options = dict((unet if kind == "unet" else dit) or {})
-        for fixed in ("in_channels", "num_classes"):
-            if fixed in options:
-                raise ValueError(f"network.{kind}.{fixed} is set by the domain (from the data and "
-                                 f"domain.conditional); remove it")
-        num_classes = self.num_classes if self.conditional else 0
-        return (UNet if kind == "unet" else DiT)(self.shape[0], num_classes=num_classes, **options)
+        return unet_or_dit(kind, unet, dit, in_channels=self.shape[0],
+                           num_classes=self.num_classes if self.conditional else 0, what="image",
+                           set_by="from the data and domain.conditional")
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
                   label: int | Sequence[int] | None = None, unconditional: bool = False) -> Cond:

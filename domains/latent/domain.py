@@ -28,7 +28,6 @@ from sciffusion.parameterization import Cond
 from sciffusion.registry import make_domain
 from sciffusion.space import DenseSpace, Space
 
-NETWORKS = ("unet", "dit")
 STATE_KEYS = {"base", "autoencoder", "scale_factor"}
 
 
@@ -168,16 +167,10 @@ class LatentDomain(Domain):
                 dit: dict[str, Any] | None = None) -> nn.Module:
         """``UNet(**unet)`` or ``DiT(**dit)`` on the latents, with a class embedding when the base domain
         is conditional (``num_classes`` classes)."""
-        from sciffusion_domains.dense.networks import DiT, UNet
+        from sciffusion_domains.dense.networks import unet_or_dit
 
-        if kind not in NETWORKS:
-            raise ValueError(f"unknown latent network kind {kind!r}; choose one of {NETWORKS}")
-        options = dict((unet if kind == "unet" else dit) or {})
-        for fixed in ("in_channels", "num_classes"):
-            if fixed in options:
-                raise ValueError(f"network.{kind}.{fixed} is set by the domain (the latent channels and "
-                                 f"domain.base.conditional); remove it")
-        return (UNet if kind == "unet" else DiT)(self.shape[0], num_classes=self.num_classes, **options)
+        return unet_or_dit(kind, unet, dit, in_channels=self.shape[0], num_classes=self.num_classes, what="latent",
+                           set_by="the latent channels and domain.base.conditional")
 
     @property
     def conditional(self) -> bool:
