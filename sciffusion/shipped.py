@@ -69,6 +69,12 @@ SHIPPED: dict[str, Shipped] = {
                                    "grid_options": {"sigma_min": 0.8}, "guidance": None},
                                   "experiments/distillation/README.md: 2 steps, FD 3.78 and 99.2% recognised (teacher "
                                   "at 40 NFE: FD 3.89, 98.6%)"),
+    "digits_latent": Shipped("latent", "mnist_latent_unet.ckpt",
+                             "class-conditional MNIST digits from a U-Net on 4x7x7 autoencoder latents (the KL "
+                             "autoencoder embedded: latent diffusion at 1/3.5 of the pixel model's sampling cost)",
+                             {"sampler": "heun", "steps": 20, "grid": "karras", "guidance": {"name": "cfg", "scale": 2.0}},
+                             "experiments/latent/README.md: Heun 20 steps, CFG 2: FD 3.13 and class accuracy 0.998 "
+                             "(unguided: FD 1.85, accuracy 0.872; the pixel model 3.86 / 1.92)"),
     "spoken_digits": Shipped("audio", "spoken_digits.ckpt", "one-second spoken digits as log-mel spectrograms",
                              {"sampler": "dpmpp_2m", "steps": 25, "grid": "karras",
                               "guidance": {"name": "cfg", "scale": 2.0}},
@@ -85,7 +91,7 @@ SHIPPED: dict[str, Shipped] = {
 }
 ALIASES = {"mnist": "digits", "mnist_unet": "digits", "mnist_consistency": "digits_consistency", "audio": "spoken_digits", "weather": "hadisst",
            "hadisst_forecast": "hadisst", "qm9_cpu": "qm9", "qm9_alpha_cpu": "qm9_alpha",
-           "qm9_joint_alpha_cpu": "qm9_joint_alpha"}
+           "qm9_joint_alpha_cpu": "qm9_joint_alpha", "mnist_latent_unet": "digits_latent"}
 
 
 def names() -> list[str]:

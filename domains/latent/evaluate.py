@@ -2,6 +2,7 @@
 domain's metrics classifier still recognises, on a held-out split.
 
     python -m sciffusion_domains.latent.evaluate RUN/checkpoints/last.ckpt [--dataset mnist5k] [--split test]
+    python -m sciffusion_domains.latent.evaluate digits_latent     # the autoencoder inside a latent model
 
 prints one JSON line: ``psnr_db`` (mean over images of 10 log10(1 / MSE), on the 8-bit images both sides,
 as [0, 1]), ``psnr_db_of_mean_mse``, ``accuracy_real`` and ``accuracy_reconstructed`` (the shipped

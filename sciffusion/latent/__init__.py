@@ -3,7 +3,7 @@ that lives in data space taken through its decoder. The domain that wraps a dens
 autoencoder into latent samples is the ``latent`` plugin (``sciffusion_domains.latent``).
 
     KLAutoencoder, AutoencoderLoss   the model and its loss (experiment=mnist_latent_autoencoder)
-    load_autoencoder                 the frozen autoencoder of such a run's checkpoint
+    load_autoencoder                 the frozen autoencoder of such a run, or of a latent model (digits_latent)
     DecodedObservation               A(decoder(z / scale)): a data-space observation seen from latents
     latent_posterior_guidance        reconstruction guidance / DPS through the decoder (latent DPS)
     decoded_classifier_guidance      a clean-data classifier's guidance through the decoder

@@ -154,16 +154,25 @@ def autoencoder_from_state(state: dict[str, Any]) -> KLAutoencoder:
 
 def load_autoencoder(path: str | Path, *, use_ema: bool = True) -> KLAutoencoder:
     """The frozen autoencoder of a checkpoint written by an autoencoder run (``sciffusion-train
-    experiment=mnist_latent_autoencoder``; EMA weights unless ``use_ema=False``)."""
+    experiment=mnist_latent_autoencoder``; EMA weights unless ``use_ema=False``), or the one embedded
+    in a latent model's checkpoint (a latent run's, or a shipped latent model by name:
+    ``digits_latent``), so new latent models can train on the latents of a shipped one."""
+    from .. import shipped
     from ..training import CheckpointError, load_checkpoint
 
+    if not Path(path).is_file() and shipped.lookup(str(path)) is not None:
+        path = shipped.resolve(str(path))
     state = load_checkpoint(path)
-    network = dict((state.get("config") or {}).get("network") or {})
+    config = state.get("config") or {}
+    if (config.get("domain") or {}).get("name") == "latent" and "autoencoder" in (state.get("domain") or {}):
+        return autoencoder_from_state(state["domain"]["autoencoder"])
+    network = dict(config.get("network") or {})
     if network.pop("_target_", None) != TARGET:
         raise CheckpointError(f"{path} is not an autoencoder checkpoint (its network is "
-                              f"{(state.get('config') or {}).get('network', {}).get('_target_', 'a domain network')}); "
+                              f"{config.get('network', {}).get('_target_', 'a domain network')}); "
                               "pass the last.ckpt of a run trained with experiment=mnist_latent_autoencoder "
-                              f"(network._target_={TARGET})")
+                              f"(network._target_={TARGET}), a latent model's checkpoint or a shipped latent model "
+                              "(digits_latent)")
     model = KLAutoencoder(**network)
     model.load_state_dict(state["ema"]["module"] if use_ema else state["model"])
     return model.eval().requires_grad_(False)
