@@ -3,6 +3,7 @@
     python -m sciffusion_domains.weather.forecast checkpoint=RUN/checkpoints/last.ckpt out_dir=DIR \
         members=8 leads=6 [split=test inits=all observations=300 rescore=false]
         [sampler=heun steps=12 grid=karras grid_options.sigma_min=0.4]   # sampling, when not the checkpoint's
+        [wb2=forecast_wb2.zarr]   # also the forecast in WeatherBench 2's layout (Zarr, or NetCDF for .nc)
 
 Sampling settings not given come from the checkpoint's stored defaults (its measured best: Heun 12
 steps for ``hadisst``, the 2-step consistency sampler for ``hadisst_forecast_2step``), then the
@@ -15,6 +16,8 @@ with a deterministic sampler (heun, euler, dpmpp_2m) a member is the same howeve
 batched. Writes into out_dir:
 
     forecast.nc        CF-style NetCDF (init_time, lead_time, member, lat, lon), land NaN
+    <wb2>              with wb2=NAME: the same ensemble in WeatherBench 2's layout (time, prediction_timedelta,
+                       member, latitude, longitude; io.forecast_to_wb2), scored by wb2.headline_scores
     maps_*.png         truth, ensemble mean, spread and error for the first initial time
     nino34_plume.png   the Nino 3.4 plume (SST only)
     assimilation.png   with observations > 0: a field reconstructed from point observations
@@ -68,6 +71,7 @@ class ForecastOptions:
     obs_noise: float = 0.1  # their error standard deviation, in the normalised units
     maps: bool = True
     rescore: bool = False  # score out_dir/forecast.nc again (after a change in scoring) instead of sampling
+    wb2: Optional[str] = None  # a file name under out_dir: also write WeatherBench 2's layout (.zarr: Zarr, else NetCDF)
 
 
 def load(checkpoint: str | Path, *, use_ema: bool = True) -> tuple[WeatherDomain, Denoiser, NoiseProcess]:
@@ -271,12 +275,25 @@ def score(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray) ->
 
 
 # -- the entry point ----------------------------------------------------------------------------------
+def wb2_dataset(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray):
+    """The ensemble ``[I, L, M, C, H, W]`` (data units) from the initial ``positions [I]`` in
+    WeatherBench 2's layout (``io.forecast_to_wb2``), valid times from the domain's time axis."""
+    from .io import forecast_to_wb2
+
+    times = domain.fields.time.values
+    valid = times[np.asarray(positions)[:, None] + np.arange(1, ensemble.shape[1] + 1)[None]]
+    return forecast_to_wb2({c: ensemble[:, :, :, k] for k, c in enumerate(domain.channels)},
+                           init_time=times[positions], valid_time=valid, lat=domain.lat, lon=domain.lon,
+                           attrs=domain.variable_attrs())
+
+
 def write_outputs(domain: WeatherDomain, ensemble: np.ndarray, positions: np.ndarray, out_dir: Path, *,
-                  maps: bool = True) -> list[Path]:
-    """forecast.nc, the maps of the first initial time and the Nino 3.4 plume."""
+                  maps: bool = True, wb2: str | None = None) -> list[Path]:
+    """forecast.nc, with ``wb2`` that file name in WeatherBench 2's layout, the maps of the first
+    initial time and the Nino 3.4 plume."""
     from .figures import forecast_maps, nino34_plume
     from .grid import climatology
-    from .io import forecast_to_dataset, write_forecast
+    from .io import forecast_to_dataset, write_forecast, write_wb2
 
     times = domain.fields.time.values
     leads = ensemble.shape[1]
@@ -285,6 +302,8 @@ def write_outputs(domain: WeatherDomain, ensemble: np.ndarray, positions: np.nda
                              init_time=times[positions], lead_time=range(1, leads + 1), lat=domain.lat,
                              lon=domain.lon, attrs=attrs)
     written = [write_forecast(ds, out_dir / "forecast.nc")]
+    if wb2:
+        written.append(write_wb2(wb2_dataset(domain, ensemble, positions), out_dir / wb2))
     if maps:
         first = str(times[positions[0]])[:7]
         for k, c in enumerate(domain.channels):
@@ -385,7 +404,7 @@ def run(opts: ForecastOptions) -> dict[str, Any]:
                        sampler=settings.sampler, steps=settings.steps, grid=settings.grid,
                        grid_options=settings.grid_options, seed=opts.seed, batch_size=opts.batch_size)
     ensemble = domain.to_physical(forecast)
-    files = write_outputs(domain, ensemble, positions, out_dir, maps=opts.maps)
+    files = write_outputs(domain, ensemble, positions, out_dir, maps=opts.maps, wb2=opts.wb2)
     result = {"options": asdict(opts), "sampling": settings.describe(), "scores": score(domain, ensemble, positions)}
     if opts.observations:
         result["assimilation"] = assimilation_example(

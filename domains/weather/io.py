@@ -90,3 +90,58 @@ def read_forecast(path: str | Path) -> xr.Dataset:
     """Read a forecast written by :func:`write_forecast` into memory (the file is closed after)."""
     with xr.open_dataset(path, decode_timedelta=False) as ds:
         return ds.load()
+
+
+def forecast_to_wb2(fields: Mapping[str, np.ndarray], *, init_time: Sequence, valid_time: np.ndarray,
+                    lat: Sequence[float], lon: Sequence[float],
+                    attrs: Mapping[str, Mapping[str, str]] | None = None) -> xr.Dataset:
+    """An ensemble forecast in WeatherBench 2's layout: one variable per field (the data's names) on
+    ``(time, prediction_timedelta, member, latitude, longitude)``, ``time`` the initial time and
+    ``prediction_timedelta`` a timedelta, latitude south to north, longitude as the data's.
+
+    ``fields`` maps names to ``[I, L, M, H, W]``; ``valid_time [I, L]`` holds each forecast's valid
+    time, kept as a coordinate. ``prediction_timedelta`` is lead ``l`` times the data's step (the
+    median of ``valid_time[:, 0] - init_time``), exact for a regular step (6-hourly ERA5); for
+    calendar months, whose lengths differ, it is nominal (``attrs["nominal"]``) and ``valid_time``
+    is the exact valid month, which ``wb2.headline_scores`` reads in preference.
+    """
+    init_time = pd.DatetimeIndex(init_time).values
+    valid_time = np.asarray(valid_time, dtype="datetime64[ns]")
+    leads = valid_time.shape[1]
+    if valid_time.shape[0] != len(init_time):
+        raise ValueError(f"valid_time has shape {valid_time.shape}; expected [I={len(init_time)}, L]")
+    step = np.median((valid_time[:, 0] - init_time).astype("timedelta64[ns]").astype(np.int64))
+    delta = (np.arange(1, leads + 1) * int(step)).astype("timedelta64[ns]")
+    exact = bool(np.array_equal(valid_time, init_time[:, None] + delta[None]))
+    data_vars = {}
+    for name, values in fields.items():
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 5 or values.shape[:2] != valid_time.shape or values.shape[3:] != (len(lat), len(lon)):
+            raise ValueError(f"field {name!r} has shape {values.shape}; expected [I={len(init_time)}, L={leads}, "
+                             f"M, H={len(lat)}, W={len(lon)}]")
+        data_vars[name] = (("time", "prediction_timedelta", "member", "latitude", "longitude"), values,
+                           dict((attrs or {}).get(name, {})))
+    members = next(iter(fields.values())).shape[2] if fields else 0
+    lead_attrs = {"long_name": "lead time"} if exact else {
+        "long_name": "lead time (nominal)", "nominal": "leads are calendar months of unequal length; valid_time "
+                                                      "holds each forecast's valid month"}
+    coords = {
+        "time": ("time", init_time, {"long_name": "initial time", "standard_name": "forecast_reference_time"}),
+        "prediction_timedelta": ("prediction_timedelta", delta, lead_attrs),
+        "member": ("member", np.arange(members, dtype=np.int32), {"long_name": "ensemble member"}),
+        "latitude": ("latitude", np.asarray(lat, dtype=np.float64), {"units": "degrees_north"}),
+        "longitude": ("longitude", np.asarray(lon, dtype=np.float64), {"units": "degrees_east"}),
+        "valid_time": (("time", "prediction_timedelta"), valid_time, {"long_name": "valid time"}),
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs={"source": "sciffusion ensemble forecast (WeatherBench 2 layout)"})
+
+
+def write_wb2(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a :func:`forecast_to_wb2` Dataset to a Zarr store (a path ending in ``.zarr``) or NetCDF."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".zarr":
+        ds.chunk({"time": 1}).to_zarr(path, mode="w")
+    else:
+        ds.to_netcdf(path, encoding={name: {"dtype": "float32", "_FillValue": np.float32(np.nan)} for name in ds.data_vars})
+    return path

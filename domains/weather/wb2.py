@@ -4,7 +4,8 @@ inputs are lazy) and returned as an ``xarray.Dataset``: one variable per forecas
 
 Names follow WeatherBench 2: a forecast has dimensions ``(time, lead_time[, member][, level],
 latitude, longitude)`` with ``time`` the initial time and ``lead_time`` a timedelta; the truth has
-``(time[, level], latitude, longitude)`` and is read at the valid times ``time + lead_time``. The
+``(time[, level], latitude, longitude)`` and is read at the valid times ``time + lead_time`` (or at
+a ``valid_time`` coordinate ``[time, lead_time]`` where the forecast has one: monthly leads). The
 aliases ``init_time``, ``prediction_timedelta``, ``number`` / ``realization``, ``lat`` / ``lon`` are
 renamed on the way in. Latitude may run either way: the weights travel with the coordinate.
 
@@ -121,7 +122,9 @@ def headline_scores(forecast: xr.Dataset, truth: xr.Dataset, *, climatology: xr.
         raise KeyError(f"the climatology lacks {missing}; compute it from the truth: climatology(truth[{missing}], "
                        "period=<training years>)")
     weights = lat_weights(forecast.latitude, kind=weighting)
-    valid = forecast.time + forecast.lead_time
+    # a valid_time coordinate (io.forecast_to_wb2) is exact where lead_time is nominal (calendar months)
+    valid = forecast["valid_time"].reset_coords(drop=True) if "valid_time" in forecast.coords \
+        else forecast.time + forecast.lead_time
     members = forecast.sizes.get("member", 1)
     out = {}
     for name, f in forecast.data_vars.items():  # in float64: float32 sums of 1e5 Pa fields lose the errors
