@@ -22,7 +22,7 @@ PROCESSES = {
 DETERMINISTIC = ["ddim", "euler", "heun", "dpmpp_2m", "unipc", "deis", "ipndm", "ode"]
 STOCHASTIC = ["ddpm", "dpmpp_2m_sde", "euler_maruyama", "predictor_corrector"]
 # Modest step counts: first-order solvers need more than second-order ones, SDE solvers more than ODE ones.
-STEPS = {"ddim": 50, "euler": 50, "heun": 25, "dpmpp_2m": 20, "unipc": 20, "deis": 20, "ipndm": 20, "ode": 10,
+STEPS = {"ddim": 50, "euler": 50, "heun": 25, "dpmpp_2m": 20, "unipc": 20, "deis": 20, "ipndm": 20, "sa_solver": 20, "ode": 10,
          "ddpm": 100, "dpmpp_2m_sde": 40, "euler_maruyama": 100, "predictor_corrector": 50}
 OPTIONS = {"predictor_corrector": {"snr": 0.05}, "ode": {"rtol": 1e-4, "atol": 1e-4}}
 GAUSSIAN = random_gaussian(16)

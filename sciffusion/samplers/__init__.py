@@ -23,6 +23,7 @@ from .dpm_solver import dpmpp_2m, dpmpp_2m_sde
 from .joint import sample_joint
 from .ipndm import ipndm
 from .ode import euler, heun, ode
+from .sa_solver import sa_solver
 from .sde import euler_maruyama, predictor_corrector
 from .unipc import unipc
 
@@ -36,6 +37,7 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "unipc": unipc,
     "deis": deis,
     "ipndm": ipndm,
+    "sa_solver": sa_solver,
     "euler_maruyama": euler_maruyama,
     "predictor_corrector": predictor_corrector,
     "ode": ode,
@@ -60,5 +62,6 @@ def sample(name: str, denoiser: Denoiser, x: Tensor | dict[str, Tensor], ts: Ten
 
 __all__ = [
     "CountedDenoiser", "Grid", "SAMPLERS", "count_evaluations", "ddim", "ddpm", "deis", "dpmpp_2m", "dpmpp_2m_sde",
-    "euler", "euler_maruyama", "heun", "ipndm", "ode", "predictor_corrector", "prior_sample", "sample", "sample_joint", "unipc",
+    "euler", "euler_maruyama", "heun", "ipndm", "ode", "predictor_corrector", "prior_sample", "sa_solver", "sample", "sample_joint",
+    "unipc",
 ]
