@@ -85,6 +85,26 @@ def test_stored_grid_travels_with_the_checkpoint_to_any_sampler():
         make_grid("optimised", PROCESS, 7)
 
 
+def test_fixed_errors_are_those_of_the_grids_sampling_uses():
+    """The linear VP reaches scaled sigma 157 at t = 1; ``grid=karras`` (log-SNR) samples from sigma 80
+    with the prior draw as its state there. The errors reported under those names are of exactly those
+    grids (they were of grids from 157, which are other grids and were worse on spoken digits), so the
+    searched grid is never worse than what the names give."""
+    denoiser = MIXTURE.denoiser(PROCESS)
+    x = _starts(100, seed=5)
+    reference = reference_solution(denoiser, x, process=PROCESS, t_start=1.0, sigma_min=SIGMA_MIN, steps=100,
+                                   space=DenseSpace())
+    found = optimise_grid(denoiser, x, process=PROCESS, steps=5, sampler="dpmpp_2m", sigma_min=SIGMA_MIN,
+                          reference=reference, evaluations=10, space=DenseSpace())
+    sampled = {"karras": karras(PROCESS, 5, sigma_min=SIGMA_MIN),
+               "uniform_log_snr": uniform_log_snr(PROCESS, 5, sigma_min=SIGMA_MIN), "uniform_t": uniform_t(PROCESS, 5)}
+    assert float(PROCESS.scaled_sigma(sampled["karras"][0])) == pytest.approx(80.0)
+    for name, ts in sampled.items():
+        out = SAMPLERS["dpmpp_2m"](denoiser, x, ts, process=PROCESS, space=DenseSpace())
+        assert found.fixed_errors[name] == pytest.approx(rms_distance(out, reference, DenseSpace()), rel=1e-9), name
+    assert found.error <= min(found.fixed_errors.values())
+
+
 def test_search_on_a_process_that_reaches_pure_noise():
     """The linear interpolant has infinite sigma / alpha at t = 1: the grid starts at scaled sigma 80,
     where the fixed grids start, and the search still improves on them."""
