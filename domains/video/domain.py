@@ -25,7 +25,8 @@ from sciffusion.space import DenseSpace, Space
 
 from . import data as video_data
 
-SOURCES = ("moving_digits", "folder", "zarr")
+SOURCES = ("moving_digits", "turbulence", "folder", "zarr")
+GENERATED = ("moving_digits", "turbulence")  # simulated here; folder and zarr read the user's files
 NETWORKS = ("unet",)
 OBSERVATION = "observation.png"  # written by guidance=forecast into out_dir
 
@@ -66,10 +67,13 @@ class VideoDomain(Domain):
     """Clips of one shape ``[C, T, H, W]``, optionally class-conditional (Moving MNIST's digit pair).
 
     ``source``: ``moving_digits`` (generated, see ``data.MovingDigits``: ``size``, ``frames``,
-    ``num_digits``, ``step_length``, ``train_clips`` / ``eval_clips`` per split), ``folder`` (``root``:
-    .npy frame stacks) or ``zarr`` (``root``: an xarray store, ``variables``), both cut into clips of
-    ``frames`` frames every ``stride``. Float user data is standardised per channel with the training
-    split's mean and standard deviation (kept in ``state_dict``). ``conditional`` adds cond["label"].
+    ``num_digits``, ``step_length``, ``train_clips`` / ``eval_clips`` per split), ``turbulence``
+    (simulated with phiflow and cached, see ``turbulence``: ``field`` vorticity or velocity on a ``size``
+    grid, ``train_trajectories`` / ``eval_trajectories`` per split, ``simulation`` the other settings of
+    ``turbulence.Simulation``), ``folder`` (``root``: .npy frame stacks) or ``zarr`` (``root``: an xarray
+    store, ``variables``); all but moving_digits are cut into clips of ``frames`` frames every ``stride``.
+    Float data is standardised per channel with the training split's mean and standard deviation (kept
+    in ``state_dict``). ``conditional`` adds cond["label"].
 
     ``given_frames = k > 0`` trains a forecaster by conditioning: every batch carries its clips as
     cond["frames"] with cond["frame_mask"] True on the first k frames, the network takes them as input
@@ -84,12 +88,19 @@ class VideoDomain(Domain):
                  variables: Sequence[str] | None = None, frames: int = 16, size: int = 64, num_digits: int = 2,
                  step_length: float = 0.1, train_clips: int = 10000, eval_clips: int = 256,
                  stride: int | None = None, conditional: bool = False, given_frames: int = 0, seed: int = 0,
-                 fps: float = 8.0):
+                 fps: float = 8.0, field: str = "vorticity", train_trajectories: int = 64,
+                 eval_trajectories: int = 8, simulation: dict[str, Any] | None = None):
         if source not in SOURCES:
             raise ValueError(f"unknown video source {source!r}; choose one of {SOURCES}")
-        if (source == "moving_digits") == (root is not None):
+        if (source in GENERATED) == (root is not None):
             raise ValueError(f"source={source} {'takes no root' if root is not None else 'needs root=<path>'} "
                              f"(got root={root!r}); folder and zarr read the user's clips from root")
+        if field not in ("vorticity", "velocity"):
+            raise ValueError(f"unknown turbulence field {field!r}; choose vorticity or velocity")
+        if "size" in (simulation or {}):
+            raise ValueError("domain.simulation.size is domain.size (the frames' grid); remove it from simulation")
+        self.field, self.train_trajectories, self.eval_trajectories = field, train_trajectories, eval_trajectories
+        self.simulation = dict(simulation or {})
         if not 0 <= given_frames < frames:
             raise ValueError(f"given_frames must be in 0..{frames - 1} (frames={frames}), got {given_frames}")
         if conditional and source != "moving_digits":
@@ -109,6 +120,12 @@ class VideoDomain(Domain):
                 n = self.train_clips if split == "train" else self.eval_clips
                 data = video_data.MovingDigits(split, size=self.size, frames=self.frames, num_digits=self.num_digits,
                                                num_clips=n, step_length=self.step_length, seed=self.seed)
+            elif self.source == "turbulence":
+                from .turbulence import turbulence_clips
+
+                n = self.train_trajectories if split == "train" else self.eval_trajectories
+                data = turbulence_clips(split, frames=self.frames, count=n, sim=self.simulation_spec(),
+                                        field=self.field, stride=self.stride, seed=self.seed)
             elif self.source == "folder":
                 data = video_data.clip_folder(self.root, split, frames=self.frames, stride=self.stride, seed=self.seed)
             else:
@@ -116,6 +133,12 @@ class VideoDomain(Domain):
                                              variables=self.variables)
             self._splits[split] = data
         return self._splits[split]
+
+    def simulation_spec(self):
+        """The ``turbulence.Simulation`` of source=turbulence (its grid is ``size``)."""
+        from .turbulence import Simulation
+
+        return Simulation(size=self.size, **self.simulation)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -184,15 +207,15 @@ class VideoDomain(Domain):
         clips = self.encode(torch.stack([clip for clip, _ in items]))
         labels = torch.tensor([label for _, label in items], dtype=torch.long)
         cond = {"label": labels} if self.conditional else {}
-        return Batch(clips, DenseSpace(), {**cond, **self._given(clips)})
+        return Batch(clips, DenseSpace(), {**cond, **self.given_condition(clips)})
 
-    def _given(self, clips: Tensor) -> Cond:
+    def given_condition(self, clips: Tensor) -> Cond:
         """cond["frames"] and cond["frame_mask"] (the first ``given_frames`` known) for clips ``[B, C, T, H, W]``."""
         if not self.given_frames:
             return {}
         from .networks import FRAME_MASK, FRAMES
 
-        mask = torch.zeros(len(clips), clips.shape[2], dtype=torch.bool)
+        mask = torch.zeros(len(clips), clips.shape[2], dtype=torch.bool, device=clips.device)
         mask[:, :self.given_frames] = True
         return {FRAMES: clips, FRAME_MASK: mask}
 
@@ -252,7 +275,7 @@ class VideoDomain(Domain):
         from .inverse import read_input
 
         clip = self.encode(read_input(self, input))
-        return self._given(clip.expand(num_samples, *clip.shape[1:]).contiguous())
+        return self.given_condition(clip.expand(num_samples, *clip.shape[1:]).contiguous())
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:
@@ -275,7 +298,8 @@ class VideoDomain(Domain):
         return out
 
     def save(self, objects: Sequence[DecodedClip], out_dir: Path) -> list[Path]:
-        """Per sample ``sample_00000[_<label>].gif`` (animated) and ``.npy`` (values ``[C, T, H, W]``)."""
+        """Per sample ``sample_00000[_<label>].gif`` (animated) and ``.npy`` (values ``[C, T, H, W]``);
+        for source=turbulence also ``.nc``, the field with its coordinates (``turbulence.to_dataset``)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         width = max(5, len(str(len(objects) - 1)))
@@ -285,6 +309,12 @@ class VideoDomain(Domain):
             files.append(obj.save_gif(out_dir / f"{stem}.gif", fps=self.fps))
             np.save(out_dir / f"{stem}.npy", obj.values)
             files.append(out_dir / f"{stem}.npy")
+            if self.source == "turbulence":
+                from .turbulence import to_dataset
+
+                to_dataset(obj.values, self.field, frame_dt=self.simulation_spec().frame_dt).to_netcdf(
+                    out_dir / f"{stem}.nc")
+                files.append(out_dir / f"{stem}.nc")
         return files
 
     def figure(self, objects: Sequence[DecodedClip], path: Path, *, max_clips: int = 8,
@@ -304,7 +334,12 @@ class VideoDomain(Domain):
 
     # -- metrics ---------------------------------------------------------------------------------
     def metrics(self, samples: Sequence[DecodedClip], reference: Sequence[DecodedClip]) -> dict[str, float]:
-        """Moment and motion statistics in data units, samples against reference (see ``metrics``)."""
-        from .metrics import clip_metrics
+        """Moment and motion statistics in data units, samples against reference (see ``metrics``); for
+        source=turbulence also the physical ones (``metrics.field_metrics``)."""
+        from .metrics import clip_metrics, field_metrics
 
-        return clip_metrics(np.stack([s.values for s in samples]), np.stack([r.values for r in reference]))
+        values, ref = np.stack([s.values for s in samples]), np.stack([r.values for r in reference])
+        scores = clip_metrics(values, ref)
+        if self.source == "turbulence":
+            scores.update(field_metrics(values, ref, field=self.field))
+        return scores

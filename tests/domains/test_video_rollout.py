@@ -1,0 +1,47 @@
+"""Autoregressive rollout past the model's window with tiny untrained models: shapes, the given frames
+kept exactly, reproducible under a seed, by conditioning (a forecaster) and by inpainting (any model)."""
+import pytest
+import torch
+
+from sciffusion.parameterization import EDMPrecond
+from sciffusion.processes import make_process
+from sciffusion_domains.video.domain import VideoDomain
+from sciffusion_domains.video.rollout import rollout
+
+TINY = dict(size=16, frames=4, train_clips=8, eval_clips=4)
+UNET = dict(channels=8, channel_mult=[1, 2], attention_levels=[1], head_channels=8)
+
+
+def parts(**options):
+    domain = VideoDomain(**TINY, **options)
+    torch.manual_seed(0)
+    net = domain.network(unet=UNET)
+    for p in net.parameters():  # an untrained UNet outputs zeros; random weights make windows differ
+        torch.nn.init.normal_(p, std=0.05)
+    process = make_process("edm")
+    return domain, EDMPrecond(net, process).eval(), process
+
+
+@pytest.mark.parametrize("options, method", [({"given_frames": 2}, None), ({}, "replace")])
+def test_rollout_keeps_the_given_frames_and_is_reproducible(options, method):
+    domain, denoiser, process = parts(**options)
+    start = torch.stack([domain.dataset("test")[i][0] for i in range(2)])[:, :, :2]  # [2, 1, 2, 16, 16]
+    kwargs = dict(frames=7, steps=2, sampler="euler", **({"method": method} if method else {}))
+    clips = rollout(denoiser, process, domain, start, seed=3, **kwargs)
+    assert clips.shape == (2, 1, 7, 16, 16)  # 2 given + 3 windows of 2 new frames, cut to 7
+    assert torch.equal(clips[:, :, :2], start)
+    assert torch.isfinite(clips).all() and not torch.allclose(clips[:, :, 2:], clips[:, :, 1:2].expand(-1, -1, 5, -1, -1))
+    assert torch.equal(rollout(denoiser, process, domain, start, seed=3, **kwargs), clips)
+    assert not torch.equal(rollout(denoiser, process, domain, start, seed=4, **kwargs), clips)
+
+
+def test_rollout_checks_its_given_frames():
+    domain, denoiser, process = parts(given_frames=2)
+    start = torch.zeros(1, 1, 3, 16, 16)
+    with pytest.raises(ValueError, match="trained on 2 given frames"):
+        rollout(denoiser, process, domain, start, frames=6)
+    free, denoiser, process = parts()
+    with pytest.raises(ValueError, match="model's window"):
+        rollout(denoiser, process, free, torch.zeros(1, 1, 4, 16, 16), frames=6)
+    with pytest.raises(ValueError, match=r"\[B, C, k, H, W\]"):
+        rollout(denoiser, process, free, torch.zeros(1, 1, 2, 8, 8), frames=6)
