@@ -101,6 +101,16 @@ def coarse_grain(velocity: np.ndarray, factor: int) -> np.ndarray:
 def simulate(seeds: list[int], sim: Simulation) -> np.ndarray:
     """Trajectories ``[B, length, 2, size, size]`` (float32 staggered velocity) of the given seeds, in one
     batched phiflow run."""
+    n = sim.size * sim.oversample
+    start = np.stack([initial_velocity(s, n, peak_wavenumber=sim.peak_wavenumber, energy=sim.energy) for s in seeds])
+    velocity = evolve(start, sim, frames=sim.length, spinup_steps=round(sim.spinup / sim.dt))
+    return coarse_grain(velocity, sim.oversample).astype(np.float32)
+
+
+def evolve(start: np.ndarray, sim: Simulation, *, frames: int, spinup_steps: int = 0) -> np.ndarray:
+    """``[B, frames, 2, n, n]`` (float64): the staggered velocities ``start [B, 2, n, n]`` projected onto
+    divergence-free fields, advanced ``spinup_steps`` steps, then a frame every ``sim.substeps`` steps
+    (the first is the state after the spin-up). ``sim`` gives the time step, viscosity and solver only."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # phiflow's import warns about optional backends
@@ -108,10 +118,8 @@ def simulate(seeds: list[int], sim: Simulation) -> np.ndarray:
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(INSTALL) from err
     phimath = flow.math
-    n = sim.size * sim.oversample
-    start = np.stack([initial_velocity(s, n, peak_wavenumber=sim.peak_wavenumber, energy=sim.energy) for s in seeds])
-    spinup_steps = round(sim.spinup / sim.dt)
-    frames = []
+    n = start.shape[-1]
+    kept = []
     with phimath.precision(64), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy's sparse-format notices from inside phiml's solver
         values = phimath.stack({c: phimath.tensor(start[:, i].transpose(0, 2, 1), flow.batch("b"), flow.spatial("x,y"))
@@ -120,16 +128,16 @@ def simulate(seeds: list[int], sim: Simulation) -> np.ndarray:
         velocity = flow.StaggeredGrid(values, flow.extrapolation.PERIODIC, x=n, y=n, bounds=box)
         solve = flow.Solve("CG", 1e-8, 1e-8, max_iterations=10 * n * n)
         velocity, _ = flow.fluid.make_incompressible(velocity, solve=solve)
-        for step in range(spinup_steps + (sim.length - 1) * sim.substeps + 1):
+        for step in range(spinup_steps + (frames - 1) * sim.substeps + 1):
             if step >= spinup_steps and (step - spinup_steps) % sim.substeps == 0:
-                frames.append(np.stack([velocity.values[{"~vector": c}].numpy("b,y,x") for c in "xy"], axis=1))
-            if len(frames) == sim.length:
+                kept.append(np.stack([velocity.values[{"~vector": c}].numpy("b,y,x") for c in "xy"], axis=1))
+            if len(kept) == frames:
                 break
             velocity = flow.advect.mac_cormack(velocity, velocity, sim.dt)
             if sim.viscosity:
                 velocity = flow.diffuse.explicit(velocity, sim.viscosity, sim.dt)
             velocity, _ = flow.fluid.make_incompressible(velocity, solve=solve)
-    return coarse_grain(np.stack(frames, axis=1), sim.oversample).astype(np.float32)
+    return np.stack(kept, axis=1)
 
 
 def cache_dir() -> Path:
@@ -160,7 +168,9 @@ def trajectories(split: str, count: int, sim: Simulation, *, seed: int = 0, cach
         partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(partial, result)
         partial.replace(path)  # atomic: a concurrent reader never sees half a file
-        path.with_suffix(".json").write_text(json.dumps(settings, indent=2))
+        from importlib.metadata import version
+
+        path.with_suffix(".json").write_text(json.dumps({**settings, "phiflow": version("phiflow")}, indent=2))
     return result
 
 

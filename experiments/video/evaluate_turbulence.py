@@ -6,12 +6,16 @@ model's window with an autoregressive rollout) and are scored per lead and in th
     persistence      the last given frame, repeated (one member)
     solver_seeds     the solver itself from other seeds (the val split at the same times): an ensemble with
                      the flow's exact statistics and no knowledge of the initial state (climatology)
+    solver_perturbed the solver itself continued from the last given frame's velocity plus a random
+                     divergence-free perturbation of ``--perturbation`` times its energy (``--perturbed-members``
+                     per trajectory; 0 skips it): how far the flow itself is predictable
     model            with --checkpoint: ``--members`` rollouts of a trained video model per trajectory
 
 Scores (``sciffusion_domains.video.physics``): ensemble-mean RMSE and CRPS per lead (fair for ensembles,
 the absolute error for one member), the energy spectrum per shell over every forecast frame against the
 truth's (log10 ratio), total enstrophy ratio, temporal autocorrelation per lag, and the divergence of
-velocity fields. Writes ``scores.json``, ``spectrum.png`` and ``leads.png`` into ``--out``.
+velocity fields. Writes ``scores.json``, ``spectrum.png``, ``leads.png`` and ``frames.png`` (trajectory 0:
+the truth and member 0 of each forecast, every 3rd frame) into ``--out``.
 
     python experiments/video/evaluate_turbulence.py --out experiments/video/turbulence_references
     python experiments/video/evaluate_turbulence.py --checkpoint runs/turb/checkpoints/last.ckpt --members 4 \\
@@ -63,6 +67,28 @@ def score(ensemble: np.ndarray, truth: np.ndarray, field: str) -> dict:
     return out
 
 
+def perturbed_solver(velocity: np.ndarray, given: int, sim: turbulence.Simulation, *, members: int,
+                     relative_energy: float, seed: int, field: str) -> np.ndarray:
+    """``[M, N, C, L, H, W]``: the solver continued from ``velocity [N, T, 2, H, W]`` at frame ``given - 1``
+    plus a random perturbation (``turbulence.initial_velocity``'s spectrum, ``relative_energy`` of the
+    state's energy), ``L = T - given`` frames, M = ``members``."""
+    from tqdm.auto import tqdm
+
+    if sim.oversample != 1:
+        raise SystemExit("solver_perturbed needs the solver's own grid: simulation.oversample=1")
+    n, frames = len(velocity), velocity.shape[1] - given
+    state = np.asarray(velocity[:, given - 1], dtype=np.float64)
+    energy = 0.5 * (state**2).sum(axis=1).mean(axis=(-1, -2))
+    starts = np.stack([state[i] + turbulence.initial_velocity(10**9 + seed * 10**6 + m * n + i, state.shape[-1],
+                                                               peak_wavenumber=sim.peak_wavenumber,
+                                                               energy=relative_energy * energy[i])
+                       for m in range(members) for i in range(n)])
+    chunks = [starts[i:i + 2 * sim.chunk] for i in range(0, len(starts), 2 * sim.chunk)]
+    runs = [turbulence.evolve(c, sim, frames=frames + 1) for c in tqdm(chunks, desc="perturbed solver runs")]
+    clips = fields(np.concatenate(runs)[:, 1:], field)  # the first frame is the perturbed start
+    return clips.reshape(members, n, *clips.shape[1:])
+
+
 def model_forecast(checkpoint: str, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
                    field: str) -> np.ndarray:
     """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of the checkpoint's model from ``given``."""
@@ -112,9 +138,22 @@ def plot(scores: dict, truth_spectrum: np.ndarray, path: Path, leads_path: Path,
     fig.savefig(leads_path, dpi=120)
 
 
+def frames_figure(truth: np.ndarray, forecasts: dict, path: Path, *, every: int = 3) -> None:
+    """Trajectory 0's vorticity, every ``every``-th forecast frame: the truth, then member 0 of each
+    forecast, on one colour scale (truth mean +- 3 std)."""
+    from sciffusion_domains.video.figures import frame_grid
+
+    field = "vorticity" if truth.shape[1] == 1 else "velocity"
+    rows = {"truth": vorticity_of(truth[:1], field)[0]}
+    rows.update({name: vorticity_of(f[0, :1], field)[0] for name, f in forecasts.items()})
+    low, high = rows["truth"].mean() - 3 * rows["truth"].std(), rows["truth"].mean() + 3 * rows["truth"].std()
+    pixels = [(np.clip((r[::every] - low) / (high - low), 0, 1) * 255).astype(np.uint8)[..., None] for r in rows.values()]
+    frame_grid(pixels, path, names=[name[:10] for name in rows])
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="folder for scores.json, spectrum.png and leads.png")
+    parser.add_argument("--out", required=True, help="folder for scores.json and the figures")
     parser.add_argument("--field", default="vorticity", choices=turbulence.FIELDS)
     parser.add_argument("--trajectories", type=int, default=8, help="test (and val) trajectories to use")
     parser.add_argument("--given", type=int, default=4, help="frames given to every forecast")
@@ -124,17 +163,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--perturbed-members", type=int, default=2, help="members of solver_perturbed (0: none)")
+    parser.add_argument("--perturbation", type=float, default=1e-3, help="perturbation energy / state energy")
     args = parser.parse_args(argv)
     sim = turbulence.Simulation(size=args.size, length=args.length)
     if not 0 < args.given < args.length:
         parser.error(f"--given must be in 1..{args.length - 1}")
     started = time.time()
-    truth = fields(turbulence.trajectories("test", args.trajectories, sim), args.field)
+    test_velocity = turbulence.trajectories("test", args.trajectories, sim)
+    truth = fields(test_velocity, args.field)
     others = fields(turbulence.trajectories("val", args.trajectories, sim), args.field)
     k = args.given
     target = truth[:, :, k:]
     forecasts = {"persistence": physics.persistence(truth[:, :, :k], args.length - k)[None],
                  "solver_seeds": np.broadcast_to(others[:, None, :, k:], (len(others), *target.shape))}
+    if args.perturbed_members:
+        forecasts["solver_perturbed"] = perturbed_solver(test_velocity, k, sim, members=args.perturbed_members,
+                                                         relative_energy=args.perturbation, seed=args.seed,
+                                                         field=args.field)
     if args.checkpoint:
         forecasts["model"] = model_forecast(args.checkpoint, truth[:, :, :k], args.length, members=args.members,
                                             steps=args.steps, seed=args.seed, field=args.field)
@@ -151,8 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "scores.json").write_text(json.dumps(result, indent=1))
     plot(scores, truth_spectrum, out / "spectrum.png", out / "leads.png", frame_dt=sim.frame_dt,
          kmax=args.size // 2)
+    frames_figure(target, forecasts, out / "frames.png")
     for name, s in scores.items():
-        print(f"{name:13s} M={s['members']:2d}  RMSE lead 1/4/{args.length - k}: "
+        print(f"{name:16s} M={s['members']:2d}  RMSE lead 1/4/{args.length - k}: "
               f"{s['rmse_per_lead'][0]:.3f}/{s['rmse_per_lead'][3]:.3f}/{s['rmse_per_lead'][-1]:.3f}  CRPS: "
               f"{s['crps_per_lead'][0]:.3f}/{s['crps_per_lead'][3]:.3f}/{s['crps_per_lead'][-1]:.3f}  spectrum "
               f"{s['spectrum_log_error']:.3f}  enstrophy {s['enstrophy_ratio']:.3f}  autocorr {s['autocorrelation_error']:.3f}")
