@@ -27,7 +27,7 @@ from . import data as video_data
 
 SOURCES = ("moving_digits", "turbulence", "folder", "zarr")
 GENERATED = ("moving_digits", "turbulence")  # simulated here; folder and zarr read the user's files
-NETWORKS = ("unet",)
+NETWORKS = ("unet", "dit")  # network.kind: the space-time U-Net, or the DiT on space-time patches
 OBSERVATION = "observation.png"  # written by guidance=forecast into out_dir
 
 
@@ -220,23 +220,27 @@ class VideoDomain(Domain):
         return {FRAMES: clips, FRAME_MASK: mask}
 
     # -- model -----------------------------------------------------------------------------------
-    def network(self, *, kind: str = "unet", unet: dict[str, Any] | None = None) -> nn.Module:
-        """``SpaceTimeUNet(**unet)`` for these clips, with a class embedding when conditional."""
+    def network(self, *, kind: str = "unet", unet: dict[str, Any] | None = None,
+                dit: dict[str, Any] | None = None) -> nn.Module:
+        """``SpaceTimeUNet(**unet)`` (``kind="unet"``) or ``SpaceTimeDiT(**dit)`` (``kind="dit"``, e.g.
+        ``+network=spacetime_dit``) for these clips, with a class embedding when conditional."""
+        from sciffusion_domains.dense.networks.spacetime_dit import SpaceTimeDiT
+
         from .networks import SpaceTimeUNet
 
         if kind not in NETWORKS:
             raise ValueError(f"unknown video network kind {kind!r}; choose one of {NETWORKS}")
-        options = dict(unet or {})
+        options = dict((unet if kind == "unet" else dit) or {})
         for fixed in ("in_channels", "num_classes"):
             if fixed in options:
-                raise ValueError(f"network.unet.{fixed} is set by the domain (from the data and domain.conditional); "
+                raise ValueError(f"network.{kind}.{fixed} is set by the domain (from the data and domain.conditional); "
                                  "remove it")
         context = self.given_frames > 0
         if options.pop("context", context) != context:
-            raise ValueError(f"network.unet.context is set by the domain (domain.given_frames={self.given_frames}); "
+            raise ValueError(f"network.{kind}.context is set by the domain (domain.given_frames={self.given_frames}); "
                              "remove it")
-        return SpaceTimeUNet(self.shape[0], num_classes=self.num_classes if self.conditional else 0,
-                             context=context, **options)
+        network = SpaceTimeUNet if kind == "unet" else SpaceTimeDiT
+        return network(self.shape[0], num_classes=self.num_classes if self.conditional else 0, context=context, **options)
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
                   label: int | Sequence[int] | None = None, unconditional: bool = False,

@@ -140,3 +140,19 @@ def test_a_forecaster_by_conditioning_is_given_the_first_frames(tmp_path):
         VideoDomain(**TINY).condition(2, input="test:0")
     with pytest.raises(ValueError, match="network.unet.context is set by the domain"):
         VideoDomain(**TINY).network(unet=dict(context=True))
+
+
+def test_the_space_time_dit_is_the_other_network_kind():
+    """``network.kind=dit`` builds the DiT on space-time patches with the domain's channels, classes and
+    given-frame context, as the U-Net gets them."""
+    from sciffusion_domains.dense.networks.spacetime_dit import SpaceTimeDiT
+
+    domain = VideoDomain(**TINY, given_frames=2)
+    batch = domain.collate([domain.dataset("train")[i] for i in range(2)])
+    net = domain.network(kind="dit", dit=dict(patch_size=8, frame_patch_size=2, width=32, depth=1, num_heads=2))
+    assert isinstance(net, SpaceTimeDiT) and net.context
+    assert net(batch.x, torch.rand(2), batch.space, batch.cond).shape == batch.x.shape
+    with pytest.raises(ValueError, match="network.dit.context is set by the domain"):
+        VideoDomain(**TINY).network(kind="dit", dit=dict(context=True))
+    with pytest.raises(ValueError, match="unknown video network kind 'vit'"):
+        VideoDomain(**TINY).network(kind="vit")
