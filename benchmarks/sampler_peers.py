@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
 import sys
 import types
 from typing import Callable
@@ -132,10 +133,12 @@ def spacings(cls: type) -> dict[str, dict]:
 
 
 def run_diffusers(cls: type, options: dict, budget: int, process, n_train: int, denoiser,
-                  transport: Transport) -> tuple[torch.Tensor, int] | None:
+                  transport: Transport) -> tuple[torch.Tensor, int, float] | None:
     """The scheduler with the most inference steps whose model calls fit ``budget``, from the exact
-    state at its first noise level, driven by an eps model exact at its own noise level; None if it
-    cannot run at this budget."""
+    state at its first noise level, driven by an eps model exact at its own noise level: (state where
+    it ends, model calls, scaled sigma where it ends); None if it cannot run at this budget. Most end
+    at sigma = 0 (their last step returns the denoised estimate); SA-Solver, PNDM, and UniPC bh1 and
+    DPM-Solver with ``final_sigmas_type="sigma_min"`` end at sigma(k = 0) = 0.01 without denoising."""
     def build(steps):
         try:
             sched = cls(num_train_timesteps=n_train, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", **options)
@@ -171,7 +174,13 @@ def run_diffusers(cls: type, options: dict, budget: int, process, n_train: int, 
         x0_hat = denoiser(model_in, torch.full((len(model_in),), t, dtype=F64))
         calls += 1
         sample = sched.step((model_in - alpha * x0_hat) / sigma, k, sample).prev_sample.to(F64)
-    return sample, calls
+    if sigma_view:
+        end = float(sched.sigmas[-1])
+    else:  # DDIM, PNDM: their last step goes to alpha-bar = final_alpha_cumprod
+        end = math.sqrt(max(1 / float(sched.final_alpha_cumprod) - 1, 0.0))
+    if ve_view and end > 0:  # back from the variance-exploding view x / alpha
+        sample = sample * float(process.alpha(process.t_from_scaled_sigma(torch.tensor(end, dtype=F64))))
+    return sample, calls, end
 
 
 # ---------------------------------------------------------------- k-diffusion
@@ -203,7 +212,9 @@ def k_diffusion_schedules(kd, sigma_min: float, sigma_max: float) -> dict[str, C
 
 
 def run_k_diffusion(kd, name: str, schedule: Callable[[int], torch.Tensor], budget: int, process, denoiser,
-                    transport: Transport, sigma_min: float, sigma_max: float) -> tuple[torch.Tensor, int]:
+                    transport: Transport, sigma_min: float, sigma_max: float) -> tuple[torch.Tensor, int, float]:
+    """(state where the sampler ends, model calls, scaled sigma where it ends): sigma = 0 for all but
+    ``dpm_fast``, which ends at ``sigma_min`` (its variance-exploding state is scaled back by alpha)."""
     sampler, nfe_of = k_diffusion_peers(kd)[name]
     n = max(m for m in range(1, budget + 1) if nfe_of(m) <= budget)
     calls = 0
@@ -216,9 +227,11 @@ def run_k_diffusion(kd, name: str, schedule: Callable[[int], torch.Tensor], budg
         return denoiser(alpha * x_ve, torch.full((len(x_ve),), t, dtype=F64))
 
     if sampler is None:  # dpm_fast takes its range and NFE, not noise levels, and ends at sigma_min
-        return kd.sample_dpm_fast(model, transport(1.0) / float(process.alpha(torch.tensor(1.0, dtype=F64))),
-                                  sigma_min, sigma_max, n, disable=True), calls
+        out = kd.sample_dpm_fast(model, transport(1.0) / float(process.alpha(torch.tensor(1.0, dtype=F64))),
+                                 sigma_min, sigma_max, n, disable=True)
+        alpha_end = float(process.alpha(process.t_from_scaled_sigma(torch.tensor(sigma_min, dtype=F64))))
+        return out * alpha_end, calls, sigma_min
     sigmas = schedule(n).to(F64)
     t0 = min(1.0, float(process.t_from_scaled_sigma(sigmas[:1])))
     out = sampler(model, transport(t0) / float(process.alpha(torch.tensor(t0, dtype=F64))), sigmas)
-    return out, calls
+    return out, calls, float(sigmas[-1])
