@@ -45,7 +45,7 @@ def test_predictors_are_training_anomalies_on_the_sst_grid(winds):
     # normalised on the training years only: mean 0, standard deviation 1 over 1991-2012
     z = winds.predictor_states(np.arange(264))
     covered_t = torch.from_numpy(covered).expand_as(z)
-    assert float(z[covered_t].mean()).__abs__() < 1e-6 and (z[~covered_t] == 0).all()
+    assert abs(float(z[covered_t].mean())) < 1e-6 and (z[~covered_t] == 0).all()
     for k in range(2):
         assert float(z[:, k][covered_t[:, k]].std()) == pytest.approx(1.0, abs=1e-3)
 
