@@ -14,7 +14,7 @@ from sciffusion.registry import loadable
 DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_joint_noh": "qm9_joint",
              "qm9_joint_alpha": "qm9_joint",
              "digits": "images", "digits_consistency": "images", "digits_latent": "latent",
-             "spoken_digits": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather"}
+             "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather"}
 
 
 def _gone(*args, **kwargs):
