@@ -97,6 +97,14 @@ def _fixed_grids(process: NoiseProcess, steps: int, t_start: float, sigma_min: f
     if sigma_max == sigma_start:
         for ts in grids.values():
             ts[0] = t_start  # the same noise level: only t(sigma(t_start))'s rounding differs
+    else:
+        # Also from t_start itself, where the batch lives: the search never moves a grid's first time,
+        # so without these it could not use the noise levels above 80 (the 2-D mixture on the linear VP,
+        # 157 at t = 1: iPNDM-3's searched 10-NFE grid had twice the error of one searched from t_start).
+        for name in ("karras", "uniform_log_snr"):
+            build = karras if name == "karras" else uniform_log_snr
+            grids[f"{name}_from_t_start"] = ts = build(process, steps, sigma_min=sigma_min, sigma_max=sigma_start)
+            ts[0] = t_start
     return grids
 
 
@@ -142,11 +150,19 @@ def optimise_grid(denoiser: Denoiser, x: Tensor, *, process: NoiseProcess, steps
         for name, ts in fixed.items():
             starts[name] = run(ts)
             fixed_errors[name + ("" if order is None else f" order {order}")] = starts[name]
-        start = min(starts, key=starts.get)
-        ts, error, used = _pattern_search(run, fixed[start], starts[start], process, u_floor, evaluations)
-        runs += len(fixed) + used
-        if best is None or error < best[0]:
-            best = (error, ts, options)
+        runs += len(fixed)
+        # The search never moves a grid's first time: search from the best start, and also from the best
+        # one that starts at t_start when that is another (a process above sigma 80, where the named grids
+        # start lower), keeping the better of the two.
+        first = [min(starts, key=starts.get)]
+        at_start = [name for name in starts if float(fixed[name][0]) == t_start]
+        if at_start and (other := min(at_start, key=starts.get)) != first[0]:
+            first.append(other)
+        for start in first:
+            ts, error, used = _pattern_search(run, fixed[start], starts[start], process, u_floor, evaluations)
+            runs += used
+            if best is None or error < best[0]:
+                best = (error, ts, options)
     error, ts, options = best
     return OptimisedGrid(ts.tolist(), sampler, options, error, fixed_errors, runs)
 

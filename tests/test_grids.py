@@ -105,6 +105,24 @@ def test_fixed_errors_are_those_of_the_grids_sampling_uses():
     assert found.error <= min(found.fixed_errors.values())
 
 
+def test_the_search_also_starts_from_where_the_batch_lives():
+    """Above sigma 80 the search also starts from Karras and log-SNR grids from t_start (157 here): it never
+    moves a grid's first time, so only these let it use the top of the noise range; it searches from the
+    best of them as well as from the best start overall. Its result is never worse than any start."""
+    denoiser = MIXTURE.denoiser(PROCESS)
+    x = _starts(100, seed=5)
+    reference = reference_solution(denoiser, x, process=PROCESS, t_start=1.0, sigma_min=SIGMA_MIN, steps=100,
+                                   space=DenseSpace())
+    found = optimise_grid(denoiser, x, process=PROCESS, steps=10, sampler="ipndm", sampler_options={"order": 3},
+                          sigma_min=SIGMA_MIN, reference=reference, evaluations=10, space=DenseSpace())
+    assert {"karras_from_t_start", "uniform_log_snr_from_t_start"} <= set(found.fixed_errors)
+    assert found.error <= min(found.fixed_errors.values())
+    # the error reported under karras_from_t_start is that of the Karras grid from sigma 157, first time t = 1
+    ts = karras(PROCESS, 10, sigma_min=SIGMA_MIN, sigma_max=float(PROCESS.scaled_sigma(torch.tensor(1.0, dtype=F64))))
+    ts[0] = 1.0
+    out = SAMPLERS["ipndm"](denoiser, x, ts, process=PROCESS, space=DenseSpace(), order=3)
+    assert found.fixed_errors["karras_from_t_start"] == pytest.approx(rms_distance(out, reference, DenseSpace()), rel=1e-9)
+
 def test_search_on_a_process_that_reaches_pure_noise():
     """The linear interpolant has infinite sigma / alpha at t = 1: the grid starts at scaled sigma 80,
     where the fixed grids start, and the search still improves on them."""
