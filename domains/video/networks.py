@@ -18,12 +18,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sciffusion.space import Space
-from sciffusion_domains.dense.networks.embeddings import ConditionEmbedding, keep_mask
+from sciffusion_domains.dense.networks.embeddings import ConditionEmbedding
 from sciffusion_domains.dense.networks.layers import (Conv2d, Downsample, ResBlock, SelfAttention, Upsample,
                                                       group_norm, zero_)
-
-FRAMES = "frames"  # cond[FRAMES]: [B, C, T, H, W] given frames (values only where FRAME_MASK is True)
-FRAME_MASK = "frame_mask"  # cond[FRAME_MASK]: [B, T] bool, True on the given frames
+# cond[FRAMES]: [B, C, T, H, W] given frames (values only where cond[FRAME_MASK], [B, T] bool, is True): one
+# definition, with the given-frame input both space-time networks take (re-exported for the video domain)
+from sciffusion_domains.dense.networks.spacetime_dit import FRAME_MASK, FRAMES, with_given_frames  # noqa: F401
 
 
 def frame_encoding(frames: int, channels: int, *, device=None, dtype=None) -> Tensor:
@@ -166,28 +166,6 @@ class SpaceTimeUNet(nn.Module):
         self.norm_out = group_norm(ch)
         self.conv_out = zero_(Conv2d(ch, self.out_channels, 3))
 
-    def _with_context(self, x: Tensor, cond: dict[str, Tensor]) -> Tensor:
-        """x [B, C, T, H, W] -> [B, 2C + 1, T, H, W]: x, the given frames (zero elsewhere), the mask."""
-        if not self.context:
-            if FRAMES in cond or FRAME_MASK in cond:
-                raise ValueError(f"cond['{FRAMES}'] / cond['{FRAME_MASK}'] given but the network takes no given "
-                                 "frames; build it with context=True")
-            return x
-        b, _, frames = x.shape[:3]
-        if FRAMES in cond:
-            given = cond[FRAMES].to(dtype=x.dtype, device=x.device)
-            mask = cond[FRAME_MASK].to(device=x.device, dtype=torch.bool) if FRAME_MASK in cond else None
-            if given.shape != x.shape or mask is None or mask.shape != (b, frames):
-                raise ValueError(f"cond['{FRAMES}'] must have shape {tuple(x.shape)} and cond['{FRAME_MASK}'] "
-                                 f"{(b, frames)}, got {tuple(given.shape)} and "
-                                 f"{None if mask is None else tuple(mask.shape)}")
-            mask = mask & keep_mask(cond, b, x.device)[:, None]
-        else:
-            given, mask = torch.zeros_like(x), torch.zeros(b, frames, dtype=torch.bool, device=x.device)
-        mask = mask[:, None, :, None, None]
-        given = torch.where(mask, given, torch.zeros((), dtype=x.dtype, device=x.device))
-        return torch.cat([x, given, mask.to(x.dtype).expand(b, 1, *x.shape[2:])], dim=1)
-
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None,
                 cond: dict[str, Tensor] | None = None) -> Tensor:
         cond = cond or {}
@@ -195,7 +173,7 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"SpaceTimeUNet expects x of shape [B, {self.in_channels}, T, H, W], got {tuple(x.shape)}")
         b, _, frames, height, width = x.shape
         emb = self.embedding(t, cond, x).repeat_interleave(frames, dim=0)  # [B T, D], frame-major per clip
-        h = self._with_context(x, cond)
+        h = with_given_frames(x, cond, self.context)
         h = h.transpose(1, 2).reshape(b * frames, h.shape[1], height, width)
         factor = 2 ** (self.levels - 1)
         h = F.pad(h, (0, -width % factor, 0, -height % factor))

@@ -104,18 +104,7 @@ class DiT(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """DiT's initialisation: Xavier-uniform linears (the patch embedding seen as one), N(0, 0.02)
-        condition embeddings; the modulations and the output stay at zero."""
-        zero = {id(m) for m in (self.modulation_out, self.linear_out, *(b.modulation for b in self.blocks))}
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear) and id(m) not in zero:
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        nn.init.xavier_uniform_(self.patch_embed.weight.view(self.width, -1))
-        nn.init.zeros_(self.patch_embed.bias)
-        for m in self.embedding.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
+        init_dit_weights(self)
 
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None,
                 cond: dict[str, Tensor] | None = None) -> Tensor:
@@ -135,3 +124,19 @@ class DiT(nn.Module):
         patches = self.linear_out(modulate(self.norm_out(tokens), shift, scale))  # [B, N, p p C_out]
         out = patches.reshape(b, grid_h, grid_w, p, p, self.out_channels).permute(0, 5, 1, 3, 2, 4)
         return out.reshape(b, self.out_channels, grid_h * p, grid_w * p)[..., :height, :width]
+
+
+def init_dit_weights(net: nn.Module) -> None:
+    """DiT's initialisation (Peebles & Xie 2023) of ``net`` (``blocks``, ``patch_embed``, ``embedding``,
+    ``modulation_out``, ``linear_out``, ``width``): Xavier-uniform linears (the patch embedding seen as
+    one), N(0, 0.02) condition embeddings; the modulations and the output stay at zero."""
+    zero = {id(m) for m in (net.modulation_out, net.linear_out, *(b.modulation for b in net.blocks))}
+    for m in net.blocks.modules():
+        if isinstance(m, nn.Linear) and id(m) not in zero:
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    nn.init.xavier_uniform_(net.patch_embed.weight.view(net.width, -1))
+    nn.init.zeros_(net.patch_embed.bias)
+    for m in net.embedding.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)

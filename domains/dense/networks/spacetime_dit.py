@@ -27,12 +27,12 @@ from torch.nn import functional as F
 
 from sciffusion.space import Space
 
-from .dit import DiTBlock, modulate, sincos_1d, sincos_2d
+from .dit import DiTBlock, init_dit_weights, modulate, sincos_1d, sincos_2d
 from .embeddings import ConditionEmbedding, keep_mask
 from .layers import zero_
 
-# The video domain's condition keys (sciffusion_domains.video.networks), repeated here so that the dense
-# networks never import a domain; tests/test_spacetime_dit.py checks that they agree.
+# The condition keys of given frames, defined here (the dense networks never import a domain) and
+# re-exported by sciffusion_domains.video.networks, whose U-Net takes them through with_given_frames too.
 FRAMES = "frames"  # cond[FRAMES]: [B, C, T, H, W] given frames (values only where FRAME_MASK is True)
 FRAME_MASK = "frame_mask"  # cond[FRAME_MASK]: [B, T] bool, True on the given frames
 ATTENTIONS = ("factorised", "joint", "spatial")
@@ -108,18 +108,7 @@ class SpaceTimeDiT(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """The image DiT's initialisation: Xavier-uniform linears (the tubelet embedding seen as one),
-        N(0, 0.02) condition embeddings; the modulations and the output stay at zero."""
-        zero = {id(m) for m in (self.modulation_out, self.linear_out, *(b.modulation for b in self.blocks))}
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear) and id(m) not in zero:
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        nn.init.xavier_uniform_(self.patch_embed.weight.view(self.width, -1))
-        nn.init.zeros_(self.patch_embed.bias)
-        for m in self.embedding.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
+        init_dit_weights(self)  # the tubelet embedding is seen as one linear, as the image DiT's patches
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 5 or x.shape[1] != self.in_channels:
