@@ -187,3 +187,4 @@ def run_app(app: str, *args: str, cwd: str | Path, torchrun: int = 0, check: boo
 
 from .testing_domain import assert_domain_contract  # noqa: E402  (shipped test helpers, re-exported)
 from .testing_equivariance import assert_equivariant, random_isometry  # noqa: E402
+from .testing_networks import assert_adaln_zero_class_conditioning, trained_like  # noqa: E402

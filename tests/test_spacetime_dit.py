@@ -7,22 +7,12 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import sciffusion.cli  # noqa: F401  (registers the schemas and the domain search path)
+from sciffusion.testing import assert_adaln_zero_class_conditioning, trained_like
 from sciffusion_domains.dense.networks.dit import DiT
 from sciffusion_domains.dense.networks.spacetime_dit import ATTENTIONS, FRAME_MASK, FRAMES, SpaceTimeDiT
 from sciffusion_domains.video import networks as video_networks
 
 SMALL = {"patch_size": 2, "width": 32, "depth": 2, "num_heads": 4, "noise_features": 32}
-
-
-def trained_like(net: SpaceTimeDiT) -> SpaceTimeDiT:
-    """Randomise the layers that start at zero (adaLN modulations, the output layer) so that every path
-    of the network carries signal, as after training."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in net.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.2)
-    return net.eval()
 
 
 def clips(b=2, c=1, t=4, h=8, w=6, seed=0):
@@ -117,18 +107,7 @@ def test_the_class_acts_from_the_second_training_step():
     class; the second step opens the final modulation and the class changes the output."""
     torch.manual_seed(0)
     net = SpaceTimeDiT(1, **SMALL, num_classes=10)
-    x, t, labels = clips(b=4), torch.rand(4), torch.tensor([0, 1, 2, 3])
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
-    gaps = []
-    for _ in range(2):
-        optimiser.zero_grad()
-        ((net(x, t, None, {"label": labels}) - x) ** 2).mean().backward()
-        optimiser.step()
-        with torch.no_grad():
-            a = net(x, t, None, {"label": labels})
-            gaps.append(float((a - net(x, t, None, {"label": (labels + 5) % 10})).abs().max()))
-        assert a.abs().max() > 1e-3
-    assert gaps[0] == 0 and gaps[1] > 1e-4
+    assert_adaln_zero_class_conditioning(net, clips(b=4), torch.rand(4), torch.tensor([0, 1, 2, 3]), 10)
 
 
 def test_physical_parameters_condition_the_output():

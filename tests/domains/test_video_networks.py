@@ -3,20 +3,10 @@ temporal attention, clips in a batch that never meet, and conditioning frames.""
 import pytest
 import torch
 
+from sciffusion.testing import trained_like
 from sciffusion_domains.video.networks import FRAME_MASK, FRAMES, SpaceTimeUNet
 
 SMALL = dict(channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), head_channels=8)
-
-
-def trained_like(net: SpaceTimeUNet) -> SpaceTimeUNet:
-    """Randomise the layers that start at zero (outputs, residual branches, attention projections) so
-    that every path of the network carries signal, as after training."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in net.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.2)
-    return net.eval()
 
 
 def clips(b=2, c=1, t=5, h=12, w=10, seed=0):
