@@ -277,9 +277,9 @@ def accuracy_table(title: str, error: Callable, stochastic_error: Callable, note
                 best_peer[nfe] = (value, f"{label} [{spacing}]")
     head = [f"### {title}", "", note, "", "| sampler | " + " | ".join(f"NFE {n}" for n in NFES) + " |",
             "|---|" + "---|" * len(NFES)]
-    best = ["| **best ours** | " + " | ".join(f"**{best_ours[n][0]:.3g}** {best_ours[n][1]}" for n in NFES) + " |",
-            "| **best peer** | " + " | ".join(f"**{best_peer[n][0]:.3g}** {best_peer[n][1]}" for n in NFES) + " |",
-            "| **ours / peer** | " + " | ".join(f"**{best_ours[n][0] / best_peer[n][0]:.2g}**" for n in NFES) + " |"]
+    best = ["| **best ours** | " + " | ".join(f"**{best_ours[n][0]:.4g}** {best_ours[n][1]}" for n in NFES) + " |",
+            "| **best peer** | " + " | ".join(f"**{best_peer[n][0]:.4g}** {best_peer[n][1]}" for n in NFES) + " |",
+            "| **ours / peer** | " + " | ".join(f"**{best_ours[n][0] / best_peer[n][0]:.3f}**" for n in NFES) + " |"]
     return head + rows + best + [""]
 
 
