@@ -110,6 +110,9 @@ def lookup(name: str) -> Shipped | None:
     return SHIPPED.get(ALIASES.get(name, name))
 
 
+EXTRA = {"latent": "images"}  # the pip extra a weights package needs, where its name is not one
+
+
 def resolve(name: str) -> Path:
     """The file of the shipped checkpoint ``name``; raises naming the choices or the extra to install."""
     entry = lookup(name)
@@ -119,5 +122,6 @@ def resolve(name: str) -> Path:
     path = entry.path()
     if path is None:
         raise FileNotFoundError(f"the shipped checkpoint {name!r} ({entry.package}/weights/{entry.file}) is not "
-                                f"installed; pip install 'sciffusion[{entry.package}]' from a source checkout")
+                                f"installed; pip install 'sciffusion[{EXTRA.get(entry.package, entry.package)}]' from a "
+                                "source checkout")
     return path

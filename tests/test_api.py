@@ -199,3 +199,12 @@ def test_shipped_checkpoints_hold_only_what_sampling_needs(name):
     state = load_checkpoint(path)
     assert set(state) <= {*SHIPPED_KEYS, "model", "ema"}, sorted(set(state) - {*SHIPPED_KEYS, "model", "ema"})
     assert all(torch.equal(state["model"][k], v) for k, v in state["ema"]["module"].items())
+
+
+def test_a_missing_shipped_file_names_the_extra_that_installs_it(monkeypatch):
+    """The latent weights ship with the images plugin (the latent domain wraps it): no 'latent' extra."""
+    monkeypatch.setattr(shipped.Shipped, "path", lambda self: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install 'sciffusion\[images\]'"):
+        shipped.resolve("digits_latent")
+    with pytest.raises(FileNotFoundError, match=r"pip install 'sciffusion\[audio\]'"):
+        shipped.resolve("spoken_digits_2step")
