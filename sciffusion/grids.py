@@ -101,8 +101,7 @@ def _fixed_grids(process: NoiseProcess, steps: int, t_start: float, sigma_min: f
         # Also from t_start itself, where the batch lives: the search never moves a grid's first time,
         # so without these it could not use the noise levels above 80 (the 2-D mixture on the linear VP,
         # 157 at t = 1: iPNDM-3's searched 10-NFE grid had twice the error of one searched from t_start).
-        for name in ("karras", "uniform_log_snr"):
-            build = karras if name == "karras" else uniform_log_snr
+        for name, build in (("karras", karras), ("uniform_log_snr", uniform_log_snr)):
             grids[f"{name}_from_t_start"] = ts = build(process, steps, sigma_min=sigma_min, sigma_max=sigma_start)
             ts[0] = t_start
     return grids
@@ -119,9 +118,10 @@ def optimise_grid(denoiser: Denoiser, x: Tensor, *, process: NoiseProcess, steps
 
     A process with pure noise at ``t_start`` (the linear interpolant at t = 1) starts at scaled sigma
     80 instead, where the fixed grids start; ``x`` is used there as it is.
-    ``evaluations`` sampler runs per order, each ``steps``-ish NFE on the batch. ``sigma_min`` is the
-    smallest scaled sigma of the fixed grids the search starts from (the search may go below it, but
-    not below the process's own noise at t = 0). Shapes: ``x`` ``[B, ...]`` (or graph rows).
+    ``evaluations`` sampler runs per order and search, each ``steps``-ish NFE on the batch (two searches
+    for a process above scaled sigma 80 at ``t_start``: from the best start, and from the best start at
+    ``t_start``). ``sigma_min`` is the smallest scaled sigma of the fixed grids the search starts from
+    (the search may go below it, but not below the process's own noise at t = 0). Shapes: ``x`` ``[B, ...]`` (or graph rows).
     """
     from .samplers import SAMPLERS
 

@@ -117,11 +117,13 @@ def test_the_search_also_starts_from_where_the_batch_lives():
                           sigma_min=SIGMA_MIN, reference=reference, evaluations=10, space=DenseSpace())
     assert {"karras_from_t_start", "uniform_log_snr_from_t_start"} <= set(found.fixed_errors)
     assert found.error <= min(found.fixed_errors.values())
+    assert found.evaluations == len(found.fixed_errors) + 2 * 10  # the starts, then two searches of 10 runs
     # the error reported under karras_from_t_start is that of the Karras grid from sigma 157, first time t = 1
     ts = karras(PROCESS, 10, sigma_min=SIGMA_MIN, sigma_max=float(PROCESS.scaled_sigma(torch.tensor(1.0, dtype=F64))))
     ts[0] = 1.0
     out = SAMPLERS["ipndm"](denoiser, x, ts, process=PROCESS, space=DenseSpace(), order=3)
     assert found.fixed_errors["karras_from_t_start"] == pytest.approx(rms_distance(out, reference, DenseSpace()), rel=1e-9)
+
 
 def test_search_on_a_process_that_reaches_pure_noise():
     """The linear interpolant has infinite sigma / alpha at t = 1: the grid starts at scaled sigma 80,
