@@ -101,9 +101,6 @@ class DiT(nn.Module):
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.modulation_out = zero_(nn.Linear(width, 2 * width))
         self.linear_out = zero_(nn.Linear(width, patch_size * patch_size * self.out_channels))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         init_dit_weights(self)
 
     def forward(self, x: Tensor, t: Tensor, space: Space | None = None,

@@ -105,9 +105,6 @@ class SpaceTimeDiT(nn.Module):
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.modulation_out = zero_(nn.Linear(width, 2 * width))
         self.linear_out = zero_(nn.Linear(width, frame_patch_size * patch_size * patch_size * self.out_channels))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         init_dit_weights(self)  # the tubelet embedding is seen as one linear, as the image DiT's patches
 
     def _check(self, x: Tensor) -> None:
