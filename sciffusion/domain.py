@@ -35,6 +35,14 @@ from .space import Space, require_space
 from .state import State, state_to
 
 
+def cache_dir(*parts: str) -> Path:
+    """Where domains cache what they derive from their data (renderings, simulations, statistics):
+    ``$SCIFFUSION_CACHE/<parts>`` if the variable is set, else ``~/.cache/sciffusion/<parts>``."""
+    import os
+
+    return Path(os.environ.get("SCIFFUSION_CACHE", Path.home() / ".cache" / "sciffusion"), *parts)
+
+
 @dataclass
 class Batch:
     """One training batch: ``x`` (dense ``[B, ...]``, graph rows ``[N, F]``, or a ``dict`` of named

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sciffusion.domain import cache_dir as sciffusion_cache_dir
+
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
@@ -51,7 +53,7 @@ class SpokenDigitsConfig:
 
 def cache_dir() -> Path:
     """``$SCIFFUSION_CACHE`` or ``~/.cache/sciffusion``."""
-    return Path(os.environ.get("SCIFFUSION_CACHE", Path.home() / ".cache" / "sciffusion"))
+    return sciffusion_cache_dir()
 
 
 def _espeak() -> str:

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
+from sciffusion.domain import cache_dir as sciffusion_cache_dir
 from sciffusion.space import GraphSpace
 
 from .bonds import ELEMENTS
@@ -138,7 +139,7 @@ class MoleculeSet(Dataset):
 
 def cache_dir() -> Path:
     """``$SCIFFUSION_CACHE`` if set, else ``~/.cache/sciffusion``."""
-    return Path(os.environ.get("SCIFFUSION_CACHE", Path.home() / ".cache" / "sciffusion"))
+    return sciffusion_cache_dir()
 
 
 def qm9pack_files() -> list[Path]:

@@ -24,6 +24,7 @@ from sciffusion.parameterization import Cond
 from sciffusion.space import DenseSpace, Space
 
 from . import data as video_data
+from .turbulence import FIELDS
 
 SOURCES = ("moving_digits", "turbulence", "folder", "zarr")
 GENERATED = ("moving_digits", "turbulence")  # simulated here; folder and zarr read the user's files
@@ -95,8 +96,8 @@ class VideoDomain(Domain):
         if (source in GENERATED) == (root is not None):
             raise ValueError(f"source={source} {'takes no root' if root is not None else 'needs root=<path>'} "
                              f"(got root={root!r}); folder and zarr read the user's clips from root")
-        if field not in ("vorticity", "velocity"):
-            raise ValueError(f"unknown turbulence field {field!r}; choose vorticity or velocity")
+        if field not in FIELDS:
+            raise ValueError(f"unknown turbulence field {field!r}; choose one of {FIELDS}")
         if "size" in (simulation or {}):
             raise ValueError("domain.simulation.size is domain.size (the frames' grid); remove it from simulation")
         self.field, self.train_trajectories, self.eval_trajectories = field, train_trajectories, eval_trajectories

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sciffusion.domain import cache_dir as sciffusion_cache_dir
+
 from . import physics
 from .data import ClipArrays, _check_split
 
@@ -142,7 +144,7 @@ def evolve(start: np.ndarray, sim: Simulation, *, frames: int, spinup_steps: int
 
 def cache_dir() -> Path:
     """``$SCIFFUSION_CACHE/video/turbulence`` or ``~/.cache/sciffusion/video/turbulence``."""
-    return Path(os.environ.get("SCIFFUSION_CACHE", Path.home() / ".cache" / "sciffusion")) / "video" / "turbulence"
+    return sciffusion_cache_dir("video", "turbulence")
 
 
 def trajectories(split: str, count: int, sim: Simulation, *, seed: int = 0, cache: bool = True,

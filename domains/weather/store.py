@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sciffusion.domain import cache_dir as sciffusion_cache_dir
+
 
 def open_sources(sources: Sequence[Mapping[str, Any]], *, longitude: str, monthly: bool,
                  chunks: Mapping[str, int] | None, coarsen: Mapping[str, int] | None):
@@ -188,4 +190,4 @@ def cached_statistics(fields, *, key: str, cache: str | Path | None, **options: 
 
 def cache_dir() -> Path:
     """``$SCIFFUSION_CACHE/weather`` or ``~/.cache/sciffusion/weather``: where ``stats_cache: auto`` writes."""
-    return Path(os.environ.get("SCIFFUSION_CACHE", Path.home() / ".cache" / "sciffusion")) / "weather"
+    return sciffusion_cache_dir("weather")
