@@ -42,12 +42,12 @@ def test_convergence_order(predictor_order, corrector_order):
     """A predictor of order p with a corrector of order c (one correction per step) is of order
     min(p + 1, c); the state read here is the last predicted one, whose step has predictor order
     min(p, 2) under ``lower_order_final``, so its local error O(h^3) caps the measured order at 3.
-    Measured between 32 and 64 steps: 0.82, 0.97, 2.09, 2.27, 2.04, 3.06, 3.22, 3.33 (3.0 and 2.8
-    for orders 3/3 and 3/4 from 64 to 128 steps)."""
+    Measured between 64 and 128 steps: 0.93, 0.98, 2.05, 2.15, 2.02, 3.03, 2.82, 2.96 (between 32 and
+    64 the orders 3/3 and 3/4 are not yet asymptotic: 3.22, 3.33)."""
     expected = min(predictor_order + 1, corrector_order, 3)
-    coarse, fine = (_ode_error(n, predictor_order=predictor_order, corrector_order=corrector_order) for n in (32, 64))
+    coarse, fine = (_ode_error(n, predictor_order=predictor_order, corrector_order=corrector_order) for n in (64, 128))
     measured = math.log2(coarse / fine)
-    assert abs(measured - expected) < 0.4, (coarse, fine, measured)
+    assert abs(measured - expected) < 0.2, (coarse, fine, measured)
 
 
 def _exact_gaussian_output(**options) -> tuple[torch.Tensor, torch.Tensor]:
