@@ -90,7 +90,7 @@ def perturbed_solver(velocity: np.ndarray, given: int, sim: turbulence.Simulatio
 
 
 def model_forecast(checkpoint: str, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
-                   field: str) -> np.ndarray:
+                   field: str, sampler: str = "heun", grid: str = "karras") -> np.ndarray:
     """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of the checkpoint's model from ``given``."""
     import torch
 
@@ -103,8 +103,8 @@ def model_forecast(checkpoint: str, given: np.ndarray, frames: int, *, members: 
                          f"this evaluation scores turbulence {field} (--field)")
     k = given.shape[2]
     start = torch.from_numpy(np.tile(given, (members, 1, 1, 1, 1))).float()  # member-major: index m * N + n
-    clips = rollout(model.denoiser, model.process, model.domain, start, frames=frames, steps=steps, seed=seed,
-                    progress=True).numpy()
+    clips = rollout(model.denoiser, model.process, model.domain, start, frames=frames, sampler=sampler,
+                    steps=steps, grid=grid, seed=seed, progress=True).numpy()
     return clips[:, :, k:].reshape(members, len(given), *clips.shape[1:2], frames - k, *clips.shape[3:])
 
 
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", help="a trained source=turbulence model to roll out")
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sampler", default="heun", help="the model's sampler (a sciffusion sampler name)")
+    parser.add_argument("--grid", default="karras", help="the model's time grid (a sciffusion grid name)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--perturbed-members", type=int, default=2, help="members of solver_perturbed (0: none)")
     parser.add_argument("--perturbation", type=float, default=1e-3, help="perturbation energy / state energy")
@@ -183,7 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                          field=args.field)
     if args.checkpoint:
         forecasts["model"] = model_forecast(args.checkpoint, truth[:, :, :k], args.length, members=args.members,
-                                            steps=args.steps, seed=args.seed, field=args.field)
+                                            steps=args.steps, seed=args.seed, field=args.field,
+                                            sampler=args.sampler, grid=args.grid)
     scores = {name: score(np.asarray(f, dtype=np.float64), target, args.field) for name, f in forecasts.items()}
     truth_spectrum = mean_energy_spectrum(vorticity_of(target, args.field))
     out = Path(args.out)
