@@ -5,8 +5,9 @@
     sciffusion-sample checkpoint=... guidance=forecast guidance.input=test:0 guidance.given=4 out_dir=...
 
 Decoded samples are ``DecodedClip`` objects: the clip in data units (``values [C, T, H, W]``), 8-bit
-frames for display and the class it was drawn for. Forecasting and interpolation by inpainting on the
-time axis are in ``inverse``.
+frames for display and the class it was drawn for. ``save`` writes each in the ``domain.formats``
+asked (GIF, MP4, .npy, and NetCDF for turbulence). Forecasting, interpolation, super-resolution and
+assimilation of sparse observations by guidance are in ``inverse``.
 """
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ SOURCES = ("moving_digits", "turbulence", "folder", "zarr")
 GENERATED = ("moving_digits", "turbulence")  # simulated here; folder and zarr read the user's files
 NETWORKS = ("unet", "dit")  # network.kind: the space-time U-Net, or the DiT on space-time patches
 OBSERVATION = "observation.png"  # written by guidance=forecast into out_dir
+# What ``save`` can write per sample (``domain.formats``): an animated GIF, an H.264 MP4 (needs
+# imageio-ffmpeg, in the video extra), the raw clip as .npy, and NetCDF for source=turbulence.
+FORMATS = ("gif", "mp4", "npy", "nc")
+DEFAULT_FORMATS = ("gif", "mp4", "npy")  # plus nc for source=turbulence
+MP4_MIN_SIZE = 256  # small frames are enlarged (nearest neighbour, by an integer factor) to at least this
 
 
 @dataclass
@@ -57,6 +63,69 @@ class DecodedClip:
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
         return Path(path)
 
+    def save_mp4(self, path: str | Path, *, fps: float = 8.0, min_size: int = MP4_MIN_SIZE) -> Path:
+        """An H.264 MP4 (yuv420p, what browsers and players expect) of the display frames, enlarged by
+        ``mp4_scale`` (nearest neighbour: a 32x32 clip becomes 256x256, its pixels sharp) and padded
+        by repeating the last row / column to even sizes, which yuv420p needs. Needs imageio-ffmpeg."""
+        imageio_ffmpeg = require_ffmpeg()
+        rgb = mp4_frames(self.pixels, min_size=min_size)
+        height, width = rgb.shape[1:3]
+        writer = imageio_ffmpeg.write_frames(str(path), (width, height), pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+                                             fps=float(fps), codec="libx264", quality=8, macro_block_size=1,
+                                             output_params=["-movflags", "+faststart"])
+        writer.send(None)  # start ffmpeg
+        try:
+            for frame in rgb:
+                writer.send(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
+        return Path(path)
+
+
+def mp4_scale(height: int, width: int, min_size: int = MP4_MIN_SIZE) -> int:
+    """The integer enlargement that brings the longer side of a frame to at least ``min_size``."""
+    return max(1, -(-min_size // max(height, width)))
+
+
+def mp4_frames(pixels: np.ndarray, *, min_size: int = MP4_MIN_SIZE) -> np.ndarray:
+    """uint8 ``[T, H, W, C]`` display frames to the RGB frames ``[T, H', W', 3]`` of an MP4: grey for one
+    channel (others than three show channel 0, as the GIF does), enlarged by ``mp4_scale`` and padded
+    to even sizes by repeating the last row / column."""
+    shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels[..., :1], 3, axis=-1)
+    k = mp4_scale(*pixels.shape[1:3], min_size)
+    big = shown.repeat(k, axis=1).repeat(k, axis=2)
+    pad = ((0, 0), (0, big.shape[1] % 2), (0, big.shape[2] % 2), (0, 0))
+    return np.pad(big, pad, mode="edge")
+
+
+def require_ffmpeg():
+    """``imageio_ffmpeg`` (which bundles an ffmpeg binary), or an error saying how to install it or to
+    leave mp4 out."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as error:
+        raise ImportError("MP4 output needs imageio-ffmpeg: pip install 'sciffusion[video]' (or pip install imageio "
+                          "imageio-ffmpeg), or leave mp4 out of the formats: domain.formats=[gif,npy] when training "
+                          "(model.domain.formats = ['gif', 'npy'] for a loaded model)") from error
+    return imageio_ffmpeg
+
+
+def check_formats(formats: Sequence[str] | str | None, source: str) -> tuple[str, ...]:
+    """The ``domain.formats`` to write (None: ``DEFAULT_FORMATS``, plus nc for turbulence), checked."""
+    if formats is None:
+        formats = DEFAULT_FORMATS + (("nc",) if source == "turbulence" else ())
+    formats = (formats,) if isinstance(formats, str) else tuple(str(f) for f in formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats or len(set(formats)) != len(formats):
+        raise ValueError(f"domain.formats={list(formats)}: give each of {FORMATS} at most once, at least one "
+                         f"(unknown: {unknown}), e.g. domain.formats=[{','.join(DEFAULT_FORMATS)}]")
+    if "nc" in formats and source != "turbulence":
+        raise ValueError(f"domain.formats has nc, which is written for source=turbulence only (source={source}); "
+                         "remove it (the .npy holds the values)")
+    if "mp4" in formats:
+        require_ffmpeg()  # now, not after a training run or a long sampling
+    return formats
+
 
 def to_pixels(values: Tensor, low: Tensor, high: Tensor) -> np.ndarray:
     """``[C, T, H, W]`` to uint8 ``[T, H, W, C]``, ``low``/``high`` ``[C]`` mapped to 0/255 (clipped)."""
@@ -80,6 +149,9 @@ class VideoDomain(Domain):
     cond["frames"] with cond["frame_mask"] True on the first k frames, the network takes them as input
     channels, and sampling continues the clip named by ``cond.input`` (``test:K`` or a ``.npy`` file).
     With ``loss.cond_dropout`` the same model also learns unconditional clips.
+
+    ``formats``: what ``save`` writes per sample, any of ``FORMATS`` (gif, mp4, npy, and nc for
+    turbulence); default gif, mp4 and npy (+ nc for turbulence). mp4 needs imageio-ffmpeg, checked here.
     """
 
     name = "video"
@@ -90,9 +162,11 @@ class VideoDomain(Domain):
                  step_length: float = 0.1, train_clips: int = 10000, eval_clips: int = 256,
                  stride: int | None = None, conditional: bool = False, given_frames: int = 0, seed: int = 0,
                  fps: float = 8.0, field: str = "vorticity", train_trajectories: int = 64,
-                 eval_trajectories: int = 8, simulation: dict[str, Any] | None = None):
+                 eval_trajectories: int = 8, simulation: dict[str, Any] | None = None,
+                 formats: Sequence[str] | None = None):
         if source not in SOURCES:
             raise ValueError(f"unknown video source {source!r}; choose one of {SOURCES}")
+        self.formats = check_formats(formats, source)
         if (source in GENERATED) == (root is not None):
             raise ValueError(f"source={source} {'takes no root' if root is not None else 'needs root=<path>'} "
                              f"(got root={root!r}); folder and zarr read the user's clips from root")
@@ -303,23 +377,30 @@ class VideoDomain(Domain):
         return out
 
     def save(self, objects: Sequence[DecodedClip], out_dir: Path) -> list[Path]:
-        """Per sample ``sample_00000[_<label>].gif`` (animated) and ``.npy`` (values ``[C, T, H, W]``);
-        for source=turbulence also ``.nc``, the field with its coordinates (``turbulence.to_dataset``)."""
+        """Per sample ``sample_00000[_<label>].<format>`` for each of ``formats``, in that order: ``gif``
+        (animated, ``fps``), ``mp4`` (H.264, small frames enlarged, see ``DecodedClip.save_mp4``), ``npy``
+        (values ``[C, T, H, W]`` in data units) and, for source=turbulence, ``nc`` (the field with its
+        coordinates, ``turbulence.to_dataset``)."""
+        formats = check_formats(self.formats, self.source)  # also catches formats changed after __init__
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         width = max(5, len(str(len(objects) - 1)))
         files = []
         for i, obj in enumerate(objects):
             stem = f"sample_{i:0{width}d}" + ("" if obj.label is None else f"_{obj.label:0{self.num_digits}d}")
-            files.append(obj.save_gif(out_dir / f"{stem}.gif", fps=self.fps))
-            np.save(out_dir / f"{stem}.npy", obj.values)
-            files.append(out_dir / f"{stem}.npy")
-            if self.source == "turbulence":
-                from .turbulence import to_dataset
+            for form in formats:
+                path = out_dir / f"{stem}.{form}"
+                if form == "gif":
+                    obj.save_gif(path, fps=self.fps)
+                elif form == "mp4":
+                    obj.save_mp4(path, fps=self.fps)
+                elif form == "npy":
+                    np.save(path, obj.values)
+                else:
+                    from .turbulence import to_dataset
 
-                to_dataset(obj.values, self.field, frame_dt=self.simulation_spec().frame_dt).to_netcdf(
-                    out_dir / f"{stem}.nc")
-                files.append(out_dir / f"{stem}.nc")
+                    to_dataset(obj.values, self.field, frame_dt=self.simulation_spec().frame_dt).to_netcdf(path)
+                files.append(path)
         return files
 
     def figure(self, objects: Sequence[DecodedClip], path: Path, *, max_clips: int = 8,

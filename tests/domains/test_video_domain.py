@@ -1,4 +1,4 @@
-"""The video plugin: batches of clips, digit-pair conditions, GIF / .npy / frame-grid outputs, float
+"""The video plugin: batches of clips, digit-pair conditions, GIF / MP4 / .npy / frame-grid outputs, float
 clips standardised and restored, the domain contract, and a tiny train / sample / forecast by
 inpainting on the time axis through the CLI (the given frames come back exactly)."""
 import json
@@ -50,10 +50,11 @@ def test_save_writes_gifs_npys_and_a_frame_grid(digits, tmp_path):
     clips = digits.decode(batch.x, batch.space, batch.cond)
     files = digits.save(clips, tmp_path)
     label = int(batch.cond["label"][0])
-    assert files[0].name == f"sample_00000_{label:02d}.gif" and len(files) == 4
+    assert [p.name for p in files[:3]] == [f"sample_00000_{label:02d}.{f}" for f in ("gif", "mp4", "npy")]
+    assert len(files) == 6  # domain.formats: gif, mp4, npy (MP4s are checked in test_video_outputs.py)
     gif = Image.open(files[0])
     assert gif.n_frames == 6 and gif.size == (32, 32) and gif.info["loop"] == 0
-    assert np.array_equal(np.load(files[1]), batch.x[0].numpy())
+    assert np.array_equal(np.load(files[2]), batch.x[0].numpy())
     grid = Image.open(digits.figure(clips, tmp_path / "figure.png"))
     assert grid.width > 6 * 64 and grid.height >= 2 * 64
 

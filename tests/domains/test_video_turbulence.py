@@ -84,7 +84,7 @@ def test_domain_clips_are_standardised_and_saved_as_netcdf(phiflow, tmp_path, mo
     assert abs(float(batch.x.mean())) < 0.5 and batch.x.shape == (2, 1, 2, 16, 16)
     clips = domain.decode(batch.x, batch.space)
     files = domain.save(clips, tmp_path / "out")
-    assert sorted(p.suffix for p in files if p.stem == "sample_00000") == [".gif", ".nc", ".npy"]
+    assert sorted(p.suffix for p in files if p.stem == "sample_00000") == [".gif", ".mp4", ".nc", ".npy"]
     stored = xr.open_dataset(tmp_path / "out" / "sample_00001.nc")
     assert np.allclose(stored["vorticity"].values, clips[1].values[0], atol=1e-6)
     assert np.allclose(stored["time"].values, [0.0, 0.05]) and stored["x"].values[1] == pytest.approx(2 * math.pi / 16)
