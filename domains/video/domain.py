@@ -29,7 +29,8 @@ from .turbulence import FIELDS
 
 SOURCES = ("moving_digits", "turbulence", "folder", "zarr")
 GENERATED = ("moving_digits", "turbulence")  # simulated here; folder and zarr read the user's files
-NETWORKS = ("unet", "dit")  # network.kind: the space-time U-Net, or the DiT on space-time patches
+NETWORKS = ("unet", "dit")
+GIVEN_TASKS = ("forecast", "interpolate")  # which frames a model trained with given frames is given  # network.kind: the space-time U-Net, or the DiT on space-time patches
 OBSERVATION = "observation.png"  # written by guidance=forecast into out_dir
 # What ``save`` can write per sample (``domain.formats``): an animated GIF, an H.264 MP4 (needs
 # imageio-ffmpeg, in the video extra), the raw clip as .npy, and NetCDF for source=turbulence.
@@ -127,6 +128,20 @@ def check_formats(formats: Sequence[str] | str | None, source: str) -> tuple[str
     return formats
 
 
+def check_given_tasks(tasks: Sequence[str], every: int, given_frames: int, frames: int) -> tuple[str, ...]:
+    """``given_tasks`` as a tuple, checked against ``GIVEN_TASKS`` and the clip length."""
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    unknown = [t for t in tasks if t not in GIVEN_TASKS]
+    if not tasks or unknown or len(set(tasks)) != len(tasks):
+        raise ValueError(f"domain.given_tasks must be distinct names from {GIVEN_TASKS}, got {list(tasks)}")
+    if tasks != ("forecast",) and not given_frames:
+        raise ValueError(f"domain.given_tasks={list(tasks)} needs a model trained with given frames: set "
+                         "domain.given_frames=k > 0 (the frames a forecast is given)")
+    if "interpolate" in tasks and not 1 < every < frames:
+        raise ValueError(f"domain.given_every must be in 2..{frames - 1} (frames={frames}) to interpolate, got {every}")
+    return tasks
+
+
 def to_pixels(values: Tensor, low: Tensor, high: Tensor) -> np.ndarray:
     """``[C, T, H, W]`` to uint8 ``[T, H, W, C]``, ``low``/``high`` ``[C]`` mapped to 0/255 (clipped)."""
     scaled = (values - low[:, None, None, None]) / (high - low).clamp_min(1e-12)[:, None, None, None]
@@ -148,7 +163,10 @@ class VideoDomain(Domain):
     ``given_frames = k > 0`` trains a forecaster by conditioning: every batch carries its clips as
     cond["frames"] with cond["frame_mask"] True on the first k frames, the network takes them as input
     channels, and sampling continues the clip named by ``cond.input`` (``test:K`` or a ``.npy`` file).
-    With ``loss.cond_dropout`` the same model also learns unconditional clips.
+    With ``loss.cond_dropout`` the same model also learns unconditional clips. ``given_tasks`` lists the
+    tasks it is trained for: ``forecast`` (the first k frames given) and/or ``interpolate`` (every
+    ``given_every``-th frame and the last given, as ``inverse.known_frames``); with both, each training
+    clip draws one (the mask tells the network which), and sampling picks one with ``cond.task``.
 
     ``formats``: what ``save`` writes per sample, any of ``FORMATS`` (gif, mp4, npy, and nc for
     turbulence); default gif, mp4 and npy (+ nc for turbulence). mp4 needs imageio-ffmpeg, checked here.
@@ -163,7 +181,8 @@ class VideoDomain(Domain):
                  stride: int | None = None, conditional: bool = False, given_frames: int = 0, seed: int = 0,
                  fps: float = 8.0, field: str = "vorticity", train_trajectories: int = 64,
                  eval_trajectories: int = 8, simulation: dict[str, Any] | None = None,
-                 formats: Sequence[str] | None = None):
+                 formats: Sequence[str] | None = None, given_tasks: Sequence[str] = ("forecast",),
+                 given_every: int = 4):
         if source not in SOURCES:
             raise ValueError(f"unknown video source {source!r}; choose one of {SOURCES}")
         self.formats = check_formats(formats, source)
@@ -178,6 +197,8 @@ class VideoDomain(Domain):
         self.simulation = dict(simulation or {})
         if not 0 <= given_frames < frames:
             raise ValueError(f"given_frames must be in 0..{frames - 1} (frames={frames}), got {given_frames}")
+        self.given_tasks = check_given_tasks(given_tasks, given_every, given_frames, frames)
+        self.given_every = given_every
         if conditional and source != "moving_digits":
             raise ValueError(f"conditional=true needs labelled clips; source={source} has none")
         self.source, self.root, self.variables = source, root, list(variables) if variables else None
@@ -282,16 +303,30 @@ class VideoDomain(Domain):
         clips = self.encode(torch.stack([clip for clip, _ in items]))
         labels = torch.tensor([label for _, label in items], dtype=torch.long)
         cond = {"label": labels} if self.conditional else {}
-        return Batch(clips, DenseSpace(), {**cond, **self.given_condition(clips)})
+        tasks = None
+        if len(self.given_tasks) > 1:  # one task per clip; torch's generator, which a checkpoint keeps
+            tasks = [self.given_tasks[i] for i in torch.randint(len(self.given_tasks), (len(clips),)).tolist()]
+        return Batch(clips, DenseSpace(), {**cond, **self.given_condition(clips, tasks)})
 
-    def given_condition(self, clips: Tensor) -> Cond:
-        """cond["frames"] and cond["frame_mask"] (the first ``given_frames`` known) for clips ``[B, C, T, H, W]``."""
+    def known_frames(self, task: str) -> Tensor:
+        """bool ``[T]``: the frames a model trained with given frames is given for ``task``."""
+        if task not in self.given_tasks:
+            raise ValueError(f"cond.task={task} but this model was trained for given_tasks={list(self.given_tasks)}")
+        from .inverse import known_frames
+
+        return known_frames(self.frames, task=task, given=self.given_frames, every=self.given_every)
+
+    def given_condition(self, clips: Tensor, tasks: str | Sequence[str] | None = None) -> Cond:
+        """cond["frames"] and cond["frame_mask"] for clips ``[B, C, T, H, W]``: the frames known for ``tasks``
+        (one for all clips, or one per clip; default the first of ``given_tasks``)."""
         if not self.given_frames:
             return {}
         from .networks import FRAME_MASK, FRAMES
 
-        mask = torch.zeros(len(clips), clips.shape[2], dtype=torch.bool, device=clips.device)
-        mask[:, :self.given_frames] = True
+        tasks = [tasks or self.given_tasks[0]] * len(clips) if tasks is None or isinstance(tasks, str) else tasks
+        if len(tasks) != len(clips):
+            raise ValueError(f"{len(tasks)} tasks for {len(clips)} clips")
+        mask = torch.stack([self.known_frames(task) for task in tasks]).to(clips.device)
         return {FRAMES: clips, FRAME_MASK: mask}
 
     # -- model -----------------------------------------------------------------------------------
@@ -319,13 +354,14 @@ class VideoDomain(Domain):
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
                   label: int | Sequence[int] | None = None, unconditional: bool = False,
-                  input: str | None = None) -> Cond:
+                  input: str | None = None, task: str | None = None) -> Cond:
         """``{"label": [B]}`` for a conditional domain: ``label`` names the digits (37 or 73: a 3 and a 7),
         a list of them is repeated, and by default every sorted digit combination comes in turn.
         ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems).
         A model trained with ``given_frames`` continues the clip ``input`` (``test:K`` or a ``.npy`` file,
-        see ``inverse.read_input``): every sample is given its first frames."""
-        given = self._given_input(num_samples, input)
+        see ``inverse.read_input``): every sample is given its first frames, or with ``task=interpolate``
+        (a model trained for it, ``given_tasks``) every ``given_every``-th frame and the last."""
+        given = self._given_input(num_samples, input, task)
         if unconditional or not self.conditional:
             if label is not None:
                 why = "unconditional=true was requested" if unconditional else "the domain is unconditional"
@@ -342,8 +378,11 @@ class VideoDomain(Domain):
         canonical = [video_data.pair_label(video_data.label_digits(k, n)) for k in wanted]
         return {"label": torch.tensor(canonical).repeat(num_samples // len(canonical) + 1)[:num_samples], **given}
 
-    def _given_input(self, num_samples: int, input: str | None) -> Cond:
+    def _given_input(self, num_samples: int, input: str | None, task: str | None = None) -> Cond:
         if not self.given_frames:
+            if task is not None:
+                raise ValueError(f"cond.task={task} given but this model was not trained with given frames "
+                                 "(domain.given_frames=0); use guidance=forecast guidance.task=... instead")
             if input is not None:
                 raise ValueError(f"cond.input={input} given but this model was not trained with given frames "
                                  "(domain.given_frames=0); forecast with guidance=forecast guidance.input=... instead")
@@ -354,7 +393,7 @@ class VideoDomain(Domain):
         from .inverse import read_input
 
         clip = self.encode(read_input(self, input))
-        return self.given_condition(clip.expand(num_samples, *clip.shape[1:]).contiguous())
+        return self.given_condition(clip.expand(num_samples, *clip.shape[1:]).contiguous(), task)
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:

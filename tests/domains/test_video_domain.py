@@ -143,6 +143,37 @@ def test_a_forecaster_by_conditioning_is_given_the_first_frames(tmp_path):
         VideoDomain(**TINY).network(unet=dict(context=True))
 
 
+def test_a_model_trained_to_forecast_and_interpolate_draws_a_task_per_clip():
+    """given_tasks=[forecast, interpolate]: each training clip is given its first frames or every
+    given_every-th frame and the last (a mix within a batch, reproducible from torch's seed), and
+    sampling picks the task with cond.task."""
+    domain = VideoDomain(**TINY, given_frames=2, given_tasks=["forecast", "interpolate"], given_every=2)
+    forecast, interpolate = [True, True, False, False, False, False], [True, False, True, False, True, True]
+    items = [domain.dataset("train")[i] for i in range(16)]
+    torch.manual_seed(0)
+    masks = domain.collate(items).cond["frame_mask"].tolist()
+    assert forecast in masks and interpolate in masks and all(m in (forecast, interpolate) for m in masks)
+    torch.manual_seed(0)
+    assert domain.collate(items).cond["frame_mask"].tolist() == masks
+    assert domain.condition(3, input="test:0", task="interpolate")["frame_mask"].tolist() == [interpolate] * 3
+    assert domain.condition(3, input="test:0")["frame_mask"].tolist() == [forecast] * 3
+    only_forecast = VideoDomain(**TINY, given_frames=2)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    assert only_forecast.collate(items).cond["frame_mask"].tolist() == [forecast] * 16
+    assert torch.equal(torch.get_rng_state(), state)  # one task draws nothing: older runs resume exactly
+    with pytest.raises(ValueError, match="trained for given_tasks"):
+        only_forecast.condition(2, input="test:0", task="interpolate")
+    with pytest.raises(ValueError, match="not trained with given frames"):
+        VideoDomain(**TINY).condition(2, task="forecast")
+    with pytest.raises(ValueError, match="given_tasks must be distinct names"):
+        VideoDomain(**TINY, given_frames=2, given_tasks=["extrapolate"])
+    with pytest.raises(ValueError, match="needs a model trained with given frames"):
+        VideoDomain(**TINY, given_tasks=["interpolate"])
+    with pytest.raises(ValueError, match="given_every must be in 2..5"):
+        VideoDomain(**TINY, given_frames=2, given_tasks=["interpolate"], given_every=6)
+
+
 def test_the_space_time_dit_is_the_other_network_kind():
     """``network.kind=dit`` builds the DiT on space-time patches with the domain's channels, classes and
     given-frame context, as the U-Net gets them."""
