@@ -357,11 +357,12 @@ class VideoDomain(Domain):
                   input: str | None = None, task: str | None = None) -> Cond:
         """``{"label": [B]}`` for a conditional domain: ``label`` names the digits (37 or 73: a 3 and a 7),
         a list of them is repeated, and by default every sorted digit combination comes in turn.
-        ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems).
+        ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems), and a
+        model trained with given frames for free clips (none given: what ``loss.cond_dropout`` trained).
         A model trained with ``given_frames`` continues the clip ``input`` (``test:K`` or a ``.npy`` file,
         see ``inverse.read_input``): every sample is given its first frames, or with ``task=interpolate``
         (a model trained for it, ``given_tasks``) every ``given_every``-th frame and the last."""
-        given = self._given_input(num_samples, input, task)
+        given = self._given_input(num_samples, input, task, unconditional)
         if unconditional or not self.conditional:
             if label is not None:
                 why = "unconditional=true was requested" if unconditional else "the domain is unconditional"
@@ -378,7 +379,8 @@ class VideoDomain(Domain):
         canonical = [video_data.pair_label(video_data.label_digits(k, n)) for k in wanted]
         return {"label": torch.tensor(canonical).repeat(num_samples // len(canonical) + 1)[:num_samples], **given}
 
-    def _given_input(self, num_samples: int, input: str | None, task: str | None = None) -> Cond:
+    def _given_input(self, num_samples: int, input: str | None, task: str | None = None,
+                     unconditional: bool = False) -> Cond:
         if not self.given_frames:
             if task is not None:
                 raise ValueError(f"cond.task={task} given but this model was not trained with given frames "
@@ -387,9 +389,14 @@ class VideoDomain(Domain):
                 raise ValueError(f"cond.input={input} given but this model was not trained with given frames "
                                  "(domain.given_frames=0); forecast with guidance=forecast guidance.input=... instead")
             return {}
+        if input is None and unconditional:  # no frames given: what condition dropout trained (free clips)
+            if task is not None:
+                raise ValueError(f"cond.task={task} needs cond.input=test:K or cond.input=clip.npy (the clip to continue)")
+            return {}
         if input is None:
             raise ValueError(f"this model forecasts from {self.given_frames} given frames: pass cond.input=test:K or "
-                             "cond.input=clip.npy")
+                             "cond.input=clip.npy, or cond.unconditional=true for free clips (a model trained with "
+                             "loss.cond_dropout > 0)")
         from .inverse import read_input
 
         clip = self.encode(read_input(self, input))

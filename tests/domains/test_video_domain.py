@@ -137,6 +137,7 @@ def test_a_forecaster_by_conditioning_is_given_the_first_frames(tmp_path):
     assert torch.equal(domain.condition(1, input=str(tmp_path / "clip.npy"))["frames"][0], cond["frames"][0])
     with pytest.raises(ValueError, match="cond.input=test:K"):
         domain.condition(2)
+    assert domain.condition(2, unconditional=True) == {}  # free clips: nothing given, as condition dropout trains
     with pytest.raises(ValueError, match="was not trained with given frames"):
         VideoDomain(**TINY).condition(2, input="test:0")
     with pytest.raises(ValueError, match="network.unet.context is set by the domain"):
