@@ -467,11 +467,19 @@ class VideoDomain(Domain):
     # -- metrics ---------------------------------------------------------------------------------
     def metrics(self, samples: Sequence[DecodedClip], reference: Sequence[DecodedClip]) -> dict[str, float]:
         """Moment and motion statistics in data units, samples against reference (see ``metrics``); for
-        source=turbulence also the physical ones (``metrics.field_metrics``)."""
+        source=turbulence also the physical ones (``metrics.field_metrics``); for two-digit Moving MNIST
+        with a trained judge for its frame size (``judge.weights_path``) also the judge's (``frame_fd``,
+        ``video_fd``, ``identity_kept``, ..., and ``digits_recognised`` when the samples name their digits)."""
         from .metrics import clip_metrics, field_metrics
 
         values, ref = np.stack([s.values for s in samples]), np.stack([r.values for r in reference])
         scores = clip_metrics(values, ref)
         if self.source == "turbulence":
             scores.update(field_metrics(values, ref, field=self.field))
+        if self.source == "moving_digits" and self.num_digits == 2 and min(len(values), len(ref)) >= 2:
+            from .judge import judge_metrics, weights_path
+
+            if weights_path(self.size).is_file():  # 32 px ships; other sizes: experiments/video/train_judge.py
+                digits = [s.digits for s in samples]
+                scores.update(judge_metrics(values, ref, given_digits=digits if all(digits) else None))
         return scores

@@ -98,6 +98,18 @@ def test_metrics_tell_frozen_clips_from_moving_ones(digits):
     assert digits.metrics(frozen, reference)["motion_ratio"] == 0
 
 
+def test_metrics_add_the_judges_scores_for_two_digits_at_32_px(digits):
+    """The shipped 32-px judge scores real clips near the floor, reads their digits (the reference clips
+    carry their true pair) and sees frozen clips as not real."""
+    real = digits.metrics(digits.reference("val"), digits.reference("test"))
+    assert {"frame_fd", "video_fd", "identity_kept", "digits_recognised", "judged_real"} <= set(real)
+    assert real["digits_recognised"] > 0.5 and real["judged_real"] > 0.7
+    frozen = digits.reference("val")
+    for clip in frozen:
+        clip.values[:] = clip.values[:, :1]
+    assert digits.metrics(frozen, digits.reference("test"))["judged_real"] < real["judged_real"] - 0.3
+
+
 def test_keeps_the_domain_contract(digits, tmp_path):
     assert_domain_contract(digits, tmp_path, fresh=lambda: VideoDomain(**TINY, conditional=True))
 
