@@ -61,6 +61,33 @@ def test_given_frames_condition_the_output_and_can_be_dropped():
         SpaceTimeUNet(1, **SMALL)(x, t, None, given)
 
 
+def test_held_context_gives_every_frame_the_latest_given_frame():
+    """context_fill="hold": frames not given hold the latest given frame before them (the first given one
+    before any), a clip with none (or dropped) holds zeros; so without temporal attention, where frames
+    never meet, a frame's output still depends on the given frame it holds."""
+    from sciffusion_domains.dense.networks.spacetime_dit import held_frames, with_given_frames
+
+    given = torch.arange(6.).view(1, 1, 6, 1, 1).repeat(3, 1, 1, 1, 1)
+    mask = torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 1, 0], [0] * 6], dtype=torch.bool)
+    assert held_frames(given, mask).flatten(1).tolist() == [[0, 1, 1, 1, 1, 1], [2, 2, 2, 2, 4, 4], [0] * 6]
+    cond = {FRAMES: given, FRAME_MASK: mask, "drop": torch.tensor([False, True, False])}
+    inputs = with_given_frames(torch.zeros_like(given), cond, True, fill="hold")
+    assert inputs[0, 1].flatten().tolist() == [0, 1, 1, 1, 1, 1] and not inputs[1:, 1:].any()
+    assert inputs[0, 2].flatten().tolist() == [1, 1, 0, 0, 0, 0]  # the mask channel still tells given frames
+    x, t = clips(), torch.full((2,), 0.5)
+    frames = clips(seed=1)
+    mask = torch.tensor([[True, True, False, False, False]] * 2)
+    moved = frames.clone()
+    moved[:, :, 1] += 1.0  # the last given frame
+    for fill, later_frames_see_it in (("hold", True), ("zero", False)):
+        net = trained_like(SpaceTimeUNet(1, **SMALL, context=True, temporal_attention=False, context_fill=fill))
+        change = (net(x, t, None, {FRAMES: moved, FRAME_MASK: mask})
+                  - net(x, t, None, {FRAMES: frames, FRAME_MASK: mask})).abs().amax(dim=(0, 1, 3, 4))
+        assert bool((change[2:] > 1e-3).all()) is later_frames_see_it and change[0] < 1e-6
+    with pytest.raises(ValueError, match="unknown context_fill 'copy'"):
+        SpaceTimeUNet(1, **SMALL, context=True, context_fill="copy")
+
+
 def test_bad_options_and_inputs_are_named():
     with pytest.raises(ValueError, match="temporal_levels"):
         SpaceTimeUNet(1, **SMALL, temporal_levels=(2,))

@@ -38,9 +38,32 @@ FRAME_MASK = "frame_mask"  # cond[FRAME_MASK]: [B, T] bool, True on the given fr
 ATTENTIONS = ("factorised", "joint", "spatial")
 
 
-def with_given_frames(x: Tensor, cond: dict[str, Tensor], context: bool) -> Tensor:
-    """x [B, C, T, H, W] -> [B, 2C + 1, T, H, W] with ``context``: x, the given frames (zero where not
-    given or where the sample is dropped), and the mask as a channel; x unchanged without ``context``."""
+CONTEXT_FILLS = ("zero", "hold")  # what the given-frame channels hold at frames that are not given
+
+
+def held_frames(given: Tensor, mask: Tensor) -> Tensor:
+    """``given [B, C, T, H, W]`` with every frame replaced by the latest known frame at or before it (the
+    first known frame before any is known; zeros where a clip has none), ``mask [B, T]`` the known frames."""
+    frames = mask.shape[1]
+    position = torch.arange(frames, device=mask.device).expand_as(mask)
+    latest = torch.where(mask, position, torch.full_like(position, -1)).cummax(dim=1).values
+    first = torch.where(mask, position, torch.full_like(position, frames)).min(dim=1, keepdim=True).values
+    source = torch.where(latest >= 0, latest, first).clamp(max=frames - 1)  # [B, T]
+    index = source[:, None, :, None, None].expand(-1, given.shape[1], -1, *given.shape[3:])
+    held = torch.gather(given, 2, index)
+    return torch.where(mask.any(dim=1)[:, None, None, None, None], held, torch.zeros((), dtype=given.dtype,
+                                                                                     device=given.device))
+
+
+def with_given_frames(x: Tensor, cond: dict[str, Tensor], context: bool, fill: str = "zero") -> Tensor:
+    """x [B, C, T, H, W] -> [B, 2C + 1, T, H, W] with ``context``: x, the given frames, and the mask as a
+    channel; x unchanged without ``context``. Frames not given (and every frame of a dropped sample)
+    hold zeros with ``fill="zero"``; with ``fill="hold"`` they hold the latest given frame before them
+    (``held_frames``), so that continuing a frame is a local operation at every frame rather than one
+    that temporal attention must route from the given frames (sharp content such as digit strokes is
+    lost on that route at low resolution)."""
+    if fill not in CONTEXT_FILLS:
+        raise ValueError(f"unknown context_fill {fill!r}; choose one of {CONTEXT_FILLS}")
     if not context:
         if FRAMES in cond or FRAME_MASK in cond:
             raise ValueError(f"cond['{FRAMES}'] / cond['{FRAME_MASK}'] given but the network takes no given "
@@ -57,9 +80,12 @@ def with_given_frames(x: Tensor, cond: dict[str, Tensor], context: bool) -> Tens
         mask = mask & keep_mask(cond, b, x.device)[:, None]
     else:
         given, mask = torch.zeros_like(x), torch.zeros(b, frames, dtype=torch.bool, device=x.device)
-    mask = mask[:, None, :, None, None]
-    given = torch.where(mask, given, torch.zeros((), dtype=x.dtype, device=x.device))
-    return torch.cat([x, given, mask.to(x.dtype).expand(b, 1, *x.shape[2:])], dim=1)
+    if fill == "hold":
+        given = held_frames(given, mask)
+    else:
+        given = torch.where(mask[:, None, :, None, None], given, torch.zeros((), dtype=x.dtype, device=x.device))
+    channel = mask[:, None, :, None, None].to(x.dtype).expand(b, 1, *x.shape[2:])
+    return torch.cat([x, given, channel], dim=1)
 
 
 class SpaceTimeDiT(nn.Module):
@@ -73,15 +99,18 @@ class SpaceTimeDiT(nn.Module):
     cond["label"] (``num_classes``, null class ``num_classes``) and cond["vector"] (``vector_dim``,
     physical parameters) form one embedding ``[B, width]`` that modulates every block (adaLN-Zero); with
     ``context=True``, cond["frames"] ``[B, C, T, H, W]`` and cond["frame_mask"] ``[B, T]`` enter as C + 1
-    extra input channels. cond["drop"] drops all of them. ``space`` is accepted and not used.
+    extra input channels (``context_fill``: what frames that are not given hold, see ``with_given_frames``).
+    cond["drop"] drops all of them. ``space`` is accepted and not used.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int | None = None, *, patch_size: int = 4,
                  frame_patch_size: int = 1, width: int = 128, depth: int = 4, num_heads: int = 4,
                  mlp_ratio: float = 4.0, dropout: float = 0.0, attention: str = "factorised", num_classes: int = 0,
                  vector_dim: int = 0, context: bool = False, noise_embedding: str = "positional",
-                 time_scale: float | None = None, noise_features: int = 256):
+                 time_scale: float | None = None, noise_features: int = 256, context_fill: str = "zero"):
         super().__init__()
+        if context_fill not in CONTEXT_FILLS:
+            raise ValueError(f"unknown context_fill {context_fill!r}; choose one of {CONTEXT_FILLS}")
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTIONS}")
         if width % num_heads or width % 4:
@@ -91,7 +120,7 @@ class SpaceTimeDiT(nn.Module):
                              f"{frame_patch_size}, {depth}")
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
         self.patch_size, self.frame_patch_size, self.width = patch_size, frame_patch_size, width
-        self.attention, self.context = attention, context
+        self.attention, self.context, self.context_fill = attention, context, context_fill
         tubelet = (frame_patch_size, patch_size, patch_size)
         self.patch_embed = nn.Conv3d(in_channels + (in_channels + 1 if context else 0), width, tubelet,
                                      stride=tubelet)
@@ -135,7 +164,7 @@ class SpaceTimeDiT(nn.Module):
         gt, gh, gw = frames // pt, height // p, width // p
         n = gh * gw
         c = self.embedding(t, cond, x)  # [B, width]
-        h = self.patch_embed(with_given_frames(x, cond, self.context))  # [B, width, T', H', W']
+        h = self.patch_embed(with_given_frames(x, cond, self.context, self.context_fill))  # [B, width, T', H', W']
         tokens = h.flatten(3).permute(0, 2, 3, 1) + self.position(gt, gh, gw).to(h)  # [B, T', N, width]
         per_axis = {"space": c.repeat_interleave(gt, dim=0), "time": c.repeat_interleave(n, dim=0), "joint": c}
         for axis, block in zip(self.axes, self.blocks):
