@@ -33,7 +33,8 @@ def compose_train(overrides: list[str]):
 
 def tiny(prefix: str, cache: Path) -> list[str]:
     """Three voices (30 clips) rendered into ``cache``: the options that shrink the audio domain at ``prefix``."""
-    return [f"++{prefix}.digits.{option}" for option in TINY_VOICES] + [f"{prefix}.cache={cache}"]
+    return [f"++{prefix}.digits.{option}" for option in TINY_VOICES] + [f"{prefix}.cache={cache}",
+                                                                        f"{prefix}.griffin_lim_iters=4"]
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,20 @@ def test_the_checkpoint_embeds_the_autoencoder_and_samples_alone(latent_checkpoi
     assert [c.label for c in clips] == [3, 7] and all(c.log_spec.shape == (80, 63) for c in clips)
     assert all(np.isfinite(c.log_spec).all() for c in clips)
     assert clips[0].waveform.shape == (16000,)
+
+
+def test_spectrogram_error_is_in_db_floored_80_db_below_the_real_clip():
+    from types import SimpleNamespace
+
+    from sciffusion_domains.latent.evaluate import audio_db
+
+    identity = SimpleNamespace(normalizer=SimpleNamespace(decode=lambda x: x))  # natural-log magnitudes as they are
+    nats_per_db = math.log(10) / 20
+    real = torch.zeros(1, 1, 2, 3)
+    real[0, 0, 0, 0] = 10 * nats_per_db  # the loudest bin: 10 dB, so the floor is -70 dB
+    quiet = real - 100 * nats_per_db  # 100 dB quieter everywhere
+    torch.testing.assert_close(audio_db(identity, real, real)[0, 0], torch.tensor([10.0, 0.0, 0.0]))
+    torch.testing.assert_close(audio_db(identity, quiet, real), torch.full((1, 2, 3), -70.0))
 
 
 def test_autoencoder_evaluation_on_spectrograms(autoencoder):
