@@ -25,8 +25,7 @@ from . import registry
 
 
 # demo step -> its domain (folder and pip extra), where they differ
-DOMAIN_OF = {"audio_gap": "audio", "molecules_edm": "molecules", "images_2step": "images", "images_latent": "images",
-             "video_turbulence": "video"}
+DOMAIN_OF = {"audio_gap": "audio", "molecules_edm": "molecules", "images_2step": "images", "images_latent": "images"}
 REGISTERED_AS = {"molecules": "qm9"}  # domain folder -> entry-point name, where they differ
 
 
@@ -73,9 +72,9 @@ def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
         steps.append(("weather", "SST ensemble forecasts (NetCDF, maps, Nino 3.4 plume, CRPS vs baselines)",
                       ["-m", "sciffusion_domains.weather.forecast", f"checkpoint={ckpt}", "members=4", "leads=3",
                        "inits=[2017-03,2017-09,2018-03,2018-09,2019-03,2019-09]", "steps=10", "observations=100", f"out_dir={out / 'weather'}"]))
-    if (ckpt := shipped("video", "moving_digits_forecast.ckpt")) is not None:
-        steps.append(("video", "Moving MNIST clips continued from the first 4 frames of a held-out clip (GIF, MP4, "
-                      ".npy, frame grid)",
+    if (ckpt := shipped("video", "turbulence_forecast.ckpt")) is not None:  # simulates the 8 test flows once (~1 min)
+        steps.append(("video", "2-D turbulence (vorticity) continued from the first 4 frames of a held-out "
+                      "solver trajectory (GIF, MP4, NetCDF, frame grid)",
                       ["-m", "sciffusion.cli.sample", f"checkpoint={ckpt}", "num_samples=4", "batch_size=4",
                        "cond.input=test:0", f"out_dir={out / 'video'}"]))
     if (ckpt := shipped("audio", "spoken_digits.ckpt")) is not None:
@@ -87,11 +86,6 @@ def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
                       ["-m", "sciffusion.cli.sample", f"checkpoint={ckpt}", "num_samples=4", "batch_size=4",
                        "sampler=dpmpp_2m", "steps=20", "guidance=gap", "guidance.input=test:3",
                        f"out_dir={out / 'audio_gap'}"]))
-    if (ckpt := shipped("video", "turbulence_forecast.ckpt")) is not None:  # simulates the 8 test flows once (~1 min)
-        steps.append(("video_turbulence", "2-D turbulence (vorticity) continued from the first 4 frames of a held-out "
-                      "solver trajectory (GIF, MP4, NetCDF, frame grid)",
-                      ["-m", "sciffusion.cli.sample", f"checkpoint={ckpt}", "num_samples=4", "batch_size=4",
-                       "cond.input=test:0", f"out_dir={out / 'video_turbulence'}"]))
     return steps
 
 

@@ -94,11 +94,6 @@ SHIPPED: dict[str, Shipped] = {
                                        "grid_options": {"sigma_min": 0.5}, "guidance": None},
                                       "experiments/distillation/README.md: 2 steps, fair CRPS at most 1.008x the "
                                       "teacher's at Heun 12 steps (23 NFE) at every lead, spread/skill 1.00-1.09"),
-    "moving_digits": Shipped("video", "moving_digits_forecast.ckpt",
-                             "Moving MNIST (two digits, 16 frames of 32x32) forecast from 4 given frames "
-                             "(cond.input=test:K or a .npy clip; cond.unconditional=true for free clips)",
-                             {"sampler": "heun", "steps": 20, "grid": "karras", "guidance": None},
-                             "domains/video/README.md: Heun 20 steps on the Karras grid"),
     "turbulence": Shipped("video", "turbulence_forecast.ckpt",
                           "2-D decaying turbulence (vorticity, 16 frames of 32x32) forecast from 4 given frames, "
                           "rolled out past 16 with sciffusion_domains.video.rollout (cond.input=test:K or a .npy clip)",
@@ -110,7 +105,7 @@ SHIPPED: dict[str, Shipped] = {
 ALIASES = {"mnist": "digits", "mnist_unet": "digits", "mnist_consistency": "digits_consistency", "audio": "spoken_digits", "weather": "hadisst",
            "hadisst_forecast": "hadisst", "qm9_cpu": "qm9", "qm9_alpha_cpu": "qm9_alpha",
            "qm9_joint_alpha_cpu": "qm9_joint_alpha", "mnist_latent_unet": "digits_latent",
-           "moving_digits_forecast": "moving_digits", "turbulence_forecast": "turbulence"}
+           "turbulence_forecast": "turbulence"}
 
 
 def names() -> list[str]:

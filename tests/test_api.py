@@ -15,8 +15,8 @@ DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_jo
              "qm9_joint_alpha": "qm9_joint",
              "digits": "images", "digits_consistency": "images", "digits_latent": "latent",
              "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather",
-             "moving_digits": "video", "turbulence": "video"}
-COND = {"moving_digits": {"unconditional": True}, "turbulence": {"unconditional": True}}  # forecasters: free clips
+             "turbulence": "video"}
+COND = {"turbulence": {"unconditional": True}}  # a forecaster: free clips need no given frames
 
 
 def _gone(*args, **kwargs):
