@@ -323,7 +323,8 @@ class VideoDomain(Domain):
             return {}
         from .networks import FRAME_MASK, FRAMES
 
-        tasks = [tasks or self.given_tasks[0]] * len(clips) if tasks is None or isinstance(tasks, str) else tasks
+        tasks = self.given_tasks[0] if tasks is None else tasks
+        tasks = [tasks] * len(clips) if isinstance(tasks, str) else tasks
         if len(tasks) != len(clips):
             raise ValueError(f"{len(tasks)} tasks for {len(clips)} clips")
         mask = torch.stack([self.known_frames(task) for task in tasks]).to(clips.device)
