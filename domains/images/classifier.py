@@ -4,6 +4,10 @@ these commands (from the repository root):
 
     python -m sciffusion_domains.images.classifier --dataset mnist5k --out domains/images/weights/mnist5k_classifier.pt
     python -m sciffusion_domains.images.classifier --dataset sklearn_digits --out domains/images/weights/sklearn_digits_classifier.pt
+    python -m sciffusion_domains.images.classifier --dataset fashion_mnist --out domains/images/weights/fashion_mnist_classifier.pt
+
+(Fashion-MNIST: 12 epochs of the 55,000 training images, 10 minutes on a busy CPU thread; test accuracy
+0.910 on the 10,000 official test images.)
 
 The model, its training and its file format live in ``dense.classifier`` and are re-exported here
 (``ImageClassifier`` is ``DenseClassifier``) for code written against this module.
@@ -20,7 +24,7 @@ from sciffusion_domains.dense.classifier import accuracy, random_shift, save_cla
 
 from . import data as image_data
 
-SHIPPED = ("mnist5k", "sklearn_digits")
+SHIPPED = ("mnist5k", "sklearn_digits", "fashion_mnist")
 ImageClassifier = dense.DenseClassifier
 
 
@@ -32,7 +36,7 @@ def train_classifier(train: image_data.ImageDataset, **options) -> ImageClassifi
 
 def load_classifier(path_or_name: str | Path = "mnist5k") -> ImageClassifier:
     """A classifier in eval mode from a checkpoint file, or a shipped one by name (``mnist5k``,
-    ``sklearn_digits``). Its ``meta`` dict (dataset, image shape, accuracy, command) is attached."""
+    ``sklearn_digits``, ``fashion_mnist``). Its ``meta`` dict (dataset, image shape, accuracy, command) is attached."""
     if str(path_or_name) in SHIPPED:
         weights = resources.files("sciffusion_domains.images") / "weights" / f"{path_or_name}_classifier.pt"
         with resources.as_file(weights) as path:

@@ -62,7 +62,8 @@ class ImagesDomain(Domain):
     (8x8), ``fashion_mnist`` (Debian's ``dataset-fashion-mnist``) or ``folder`` (``root/<class>/<image>``,
     resized to ``size`` and converted to ``channels`` if given). ``conditional`` adds ``cond["label"]``
     (train with ``loss.cond_dropout > 0`` for classifier-free guidance). ``classifier`` is the metrics
-    judge: a checkpoint file, or ``None`` for the shipped one of the dataset (mnist5k, sklearn_digits).
+    judge: a checkpoint file, or ``None`` for the shipped one of the dataset (mnist5k, sklearn_digits,
+    fashion_mnist).
     """
 
     name = "images"

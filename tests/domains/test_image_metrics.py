@@ -11,6 +11,7 @@ from torch import nn
 
 from sciffusion_domains.images import classifier as clf
 from sciffusion_domains.images import data
+from sciffusion_domains.images.domain import ImagesDomain
 from sciffusion_domains.images.metrics import (ExternalFeatures, frechet_distance, frechet_distance_features,
                                                image_metrics, inception_score, precision_recall)
 
@@ -90,12 +91,23 @@ def test_classifier_any_size_and_channels(shape):
         clf.ImageClassifier(2, 7).features(x)
 
 
-@pytest.mark.parametrize("name,size", [("mnist5k", 28), ("sklearn_digits", 8)])
-def test_shipped_weights_are_small_and_load_safely(name, size):
+@pytest.mark.parametrize("name,size,accuracy", [("mnist5k", 28, 0.95), ("sklearn_digits", 8, 0.95),
+                                                ("fashion_mnist", 28, 0.9)])
+def test_shipped_weights_are_small_and_load_safely(name, size, accuracy):
     model = clf.load_classifier(name)
     assert model.meta["dataset"] == name and model.meta["image_shape"] == [1, size, size]
     assert model.meta["command"].startswith("python -m sciffusion_domains.images.classifier")
-    assert model.meta["test_accuracy"] > 0.95
+    assert model.meta["test_accuracy"] > accuracy  # Fashion-MNIST's classes overlap more (shirt, T-shirt, coat)
+
+
+def test_shipped_fashion_classifier_recognises_held_out_images():
+    try:
+        test = data.fashion_mnist("test")
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    images, labels = (t[:1000] for t in test.tensors())
+    assert clf.accuracy(clf.load_classifier("fashion_mnist"), images, labels) > 0.88
+    assert ImagesDomain(dataset="fashion_mnist").classifier_source() == "fashion_mnist"  # sample metrics use it
 
 
 def _blur(x: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
