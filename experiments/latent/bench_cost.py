@@ -1,5 +1,5 @@
 """Training and sampling cost of the pixel UNet (experiment=mnist_unet) against latent models
-(experiment=mnist_latent_dit / mnist_latent_unet) on one CPU thread, measured in one process with the
+(experiment=mnist_latent_dit with patch size 2 and 1 / mnist_latent_unet) on one CPU thread, measured in one process with the
 models taking turns, so that a busy machine slows them alike.
 
     OMP_NUM_THREADS=1 python experiments/latent/bench_cost.py --autoencoder RUN/checkpoints/last.ckpt
@@ -30,8 +30,8 @@ from sciffusion.space import DenseSpace
 from sciffusion.timesteps import make_grid
 
 
-def parts(experiment: str, autoencoder: str | None):
-    extra = [f"domain.autoencoder={autoencoder}"] if autoencoder else []
+def parts(experiment: str, autoencoder: str | None, *overrides: str):
+    extra = [f"domain.autoencoder={autoencoder}", *overrides] if autoencoder else list(overrides)
     with initialize_config_module("sciffusion.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", *extra])
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -72,11 +72,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50, help="images per sampling round (one batch)")
     args = parser.parse_args()
     models = {"pixel_unet": parts("mnist_unet", None), "latent_dit": parts("mnist_latent_dit", args.autoencoder),
+              "latent_dit_p1": parts("mnist_latent_dit", args.autoencoder, "network.dit.patch_size=1"),
               "latent_unet": parts("mnist_latent_unet", args.autoencoder)}
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 10, (64,), generator=g)
     data = {"pixel_unet": torch.rand(64, 1, 28, 28, generator=g) * 2 - 1}
-    for name in ("latent_dit", "latent_unet"):
+    for name in ("latent_dit", "latent_dit_p1", "latent_unet"):
         data[name] = torch.randn(64, *models[name].domain.shape, generator=g)
     trained = {**models, "autoencoder": parts("mnist_latent_autoencoder", None)}
     data["autoencoder"] = data["pixel_unet"]

@@ -1,16 +1,38 @@
-"""The autoencoder's floor in the sample metrics: 500 val digits and their reconstructions against the 500
-test digits (experiments/latent/README.md).
+"""The autoencoder's floor in the sample metrics: 500 val images and their reconstructions against the first
+500 test images, in the dataset's metrics classifier's features (experiments/latent/README.md).
 
-    python experiments/latent/reconstruction_metrics.py
+    python experiments/latent/reconstruction_metrics.py                        # MNIST, runs/mnist_ae
+    python experiments/latent/reconstruction_metrics.py --autoencoder experiments/latent/runs/fashion_ae/checkpoints/last.ckpt \
+        --dataset fashion_mnist
 """
+import argparse
+import json
+
 import torch
+
 from sciffusion.latent import load_autoencoder
 from sciffusion_domains.images import data as image_data
 from sciffusion_domains.images.metrics import image_metrics
-ae = load_autoencoder("experiments/latent/runs/mnist_ae/checkpoints/last.ckpt")
-val, vl = image_data.mnist5k("val").tensors(); test, tl = image_data.mnist5k("test").tensors()
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--autoencoder", default="experiments/latent/runs/mnist_ae/checkpoints/last.ckpt")
+parser.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "fashion_mnist"])
+parser.add_argument("--count", type=int, default=500, help="val images scored, and test images as the reference")
+args = parser.parse_args()
+
+ae = load_autoencoder(args.autoencoder)
+dataset = getattr(image_data, args.dataset)
+val, val_labels = (t[:args.count] for t in dataset("val").tensors())
+test = dataset("test").tensors()[0][:args.count]
 with torch.no_grad():
-    rec = ae.decode(ae.encode(val)[0], size=(28, 28)).clamp(-1, 1)
-q = lambda x: ((x + 1) * 127.5).round() / 127.5 - 1
-print("real val", {k: round(v, 3) for k, v in image_metrics(q(val), test, labels=vl).items()})
-print("reconstructed val", {k: round(v, 3) for k, v in image_metrics(q(rec), test, labels=vl).items()})
+    reconstructed = ae.decode(ae.encode(val)[0], size=tuple(val.shape[-2:])).clamp(-1, 1)
+
+
+def to_8bit(x):  # what a saved sample is: 256 grey levels
+    return ((x + 1) * 127.5).round() / 127.5 - 1
+
+
+rows = {name: {key: round(value, 3) for key, value in
+               image_metrics(to_8bit(images), test, classifier=args.dataset, labels=val_labels).items()}
+        for name, images in (("real val", val), ("reconstructed val", reconstructed))}
+print(json.dumps(rows, indent=1))
