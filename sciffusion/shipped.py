@@ -75,6 +75,13 @@ SHIPPED: dict[str, Shipped] = {
                              {"sampler": "heun", "steps": 20, "grid": "karras", "guidance": {"name": "cfg", "scale": 2.0}},
                              "experiments/latent/README.md: Heun 20 steps, CFG 2: FD 3.13 and class accuracy 0.998 "
                              "(unguided: FD 1.85, accuracy 0.872; the pixel model 3.86 / 1.92)"),
+    "spoken_digits_latent": Shipped("latent", "spoken_digits_latent_unet.ckpt",
+                                    "one-second spoken digits from a U-Net on 4x20x16 autoencoder latents of the "
+                                    "log-mel spectrograms (AudioLDM-style; the KL autoencoder embedded)",
+                                    {"sampler": "dpmpp_2m", "steps": 25, "grid": "karras",
+                                     "guidance": {"name": "cfg", "scale": 2.0}},
+                                    "experiments/latent/README.md: DPM-Solver++(2M) 25 steps, CFG 2: FD 3.73 and 99.6% "
+                                    "recognised (unguided: FD 4.94, 92.4%; the pixel model 5.02 / 8.32)"),
     "spoken_digits": Shipped("audio", "spoken_digits.ckpt", "one-second spoken digits as log-mel spectrograms",
                              {"sampler": "dpmpp_2m", "steps": 25, "grid": "karras",
                               "guidance": {"name": "cfg", "scale": 2.0}},
@@ -105,6 +112,7 @@ SHIPPED: dict[str, Shipped] = {
 ALIASES = {"mnist": "digits", "mnist_unet": "digits", "mnist_consistency": "digits_consistency", "audio": "spoken_digits", "weather": "hadisst",
            "hadisst_forecast": "hadisst", "qm9_cpu": "qm9", "qm9_alpha_cpu": "qm9_alpha",
            "qm9_joint_alpha_cpu": "qm9_joint_alpha", "mnist_latent_unet": "digits_latent",
+           "spoken_latent": "spoken_digits_latent",
            "turbulence_forecast": "turbulence"}
 
 

@@ -14,6 +14,7 @@ from sciffusion.registry import loadable
 DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_joint_noh": "qm9_joint",
              "qm9_joint_alpha": "qm9_joint",
              "digits": "images", "digits_consistency": "images", "digits_latent": "latent",
+             "spoken_digits_latent": "latent",
              "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather",
              "turbulence": "video"}
 COND = {"turbulence": {"unconditional": True}}  # a forecaster: free clips need no given frames

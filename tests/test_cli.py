@@ -161,5 +161,7 @@ def test_demo_samples_every_shipped_checkpoint_molecules_first(tmp_path):
                if demo.shipped(folder.get(d, demo.DOMAIN_OF.get(d, d)), f) is not None]
     assert names[:len(shipped)] == shipped and (not shipped or names[0] == shipped[0])
     assert {demo.DOMAIN_OF.get(name, name) for name in names} <= set(shipped)  # extra steps belong to a domain
+    if demo.shipped("latent", "spoken_digits_latent_unet.ckpt") is not None:  # beside the pixel audio model's steps
+        assert names.index("audio_latent") > names.index("audio")
     for _, _, command in plan:
         assert command[0] == "-m" and any(arg.startswith("checkpoint=") for arg in command)

@@ -8,7 +8,8 @@ taking turns, so that a busy machine slows them alike (as bench_cost.py does for
 Any autoencoder checkpoint of that experiment will do (a 3-step one: only its shape matters). Per model:
 median seconds per optimiser step of a batch of 32 (forward, backward, AdamW), as wall time and as the
 thread's CPU time (what an uncontended thread would take as wall time), and the encoder's CPU seconds
-per clip (the latent domain encodes the data once before training). Prints one JSON line.
+per clip (the latent domain encodes the data once before training); and the sampling cost per clip of
+the two diffusion models at the shipped defaults (see ``sample_cost``). Prints one JSON line.
 """
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ from omegaconf import OmegaConf
 
 import sciffusion.cli  # noqa: F401  (registers the schemas and the domain search path)
 from sciffusion.cli import build
+from sciffusion.guidance import ClassifierFreeGuidance
+from sciffusion.samplers import dpmpp_2m, prior_sample
 from sciffusion.space import DenseSpace
+from sciffusion.timesteps import make_grid
 
 BATCH = 32  # the spoken_digits recipe's
 
@@ -49,10 +53,29 @@ def train_step(p, optimiser, x, labels) -> tuple[float, float]:
     return time.perf_counter() - wall, time.thread_time() - cpu
 
 
+@torch.no_grad()
+def sample_cost(p, shape, n: int) -> tuple[float, float]:
+    """(wall, CPU) milliseconds per clip of the shipped defaults, DPM-Solver++(2M) 25 steps on the Karras
+    grid with classifier-free guidance (50 network evaluations), plus the decoder for the latent model
+    (to spectrograms; the Griffin-Lim inversion to audio is the same for both and left out)."""
+    p.model.eval()
+    denoiser = ClassifierFreeGuidance(p.model, 2.0)
+    grid = make_grid("karras", p.process, 25)
+    wall, cpu = time.perf_counter(), time.thread_time()
+    x = prior_sample(p.process, torch.zeros(n, *shape), generator=torch.Generator().manual_seed(0), space=DenseSpace())
+    x = dpmpp_2m(denoiser, x, grid, process=p.process, space=DenseSpace(), cond={"label": torch.arange(n) % 10})
+    if hasattr(p.domain, "decode_latents"):
+        p.domain.decode_latents(x)
+    p.model.train()
+    return 1000 * (time.perf_counter() - wall) / n, 1000 * (time.thread_time() - cpu) / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--autoencoder", required=True)
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per model (after 1 warm-up)")
+    parser.add_argument("--rounds", type=int, default=3, help="sampling rounds, the two diffusion models taking turns")
+    parser.add_argument("--clips", type=int, default=20, help="clips per sampling round (one batch)")
     args = parser.parse_args()
     models = {"pixel_unet": parts("spoken_digits", None),
               "latent_unet": parts("spoken_digits_latent_unet", args.autoencoder),
@@ -74,12 +97,20 @@ def main() -> None:
         cpu = time.thread_time()
         encoder.encode(spectrograms)
         encode_cpu = (time.thread_time() - cpu) / BATCH
+    sampling: dict[str, list[tuple[float, float]]] = {"pixel_unet": [], "latent_unet": []}
+    for _ in range(args.rounds):
+        for name in sampling:
+            sampling[name].append(sample_cost(models[name], data[name].shape[1:], args.clips))
     out = {"threads": torch.get_num_threads(), "batch": BATCH, "steps_timed": args.steps,
+           "sampling_rounds": args.rounds, "clips_per_round": args.clips,
            "latent_shape": list(models["latent_unet"].domain.shape), "encode_cpu_s_per_clip": round(encode_cpu, 4)}
     for name, p in models.items():
         out[name] = {"parameters": sum(q.numel() for q in p.model.parameters()),
                      "wall_s_per_step": round(statistics.median(w for w, _ in times[name]), 3),
                      "cpu_s_per_step": round(statistics.median(c for _, c in times[name]), 3)}
+        if name in sampling:
+            out[name]["wall_ms_per_clip_dpmpp2m25_cfg"] = round(statistics.median(w for w, _ in sampling[name]), 1)
+            out[name]["cpu_ms_per_clip_dpmpp2m25_cfg"] = round(statistics.median(c for _, c in sampling[name]), 1)
     print(json.dumps(out), flush=True)
 
 

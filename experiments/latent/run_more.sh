@@ -5,6 +5,9 @@
 #   dit_equal  the same for 2,050 steps: the pixel UNet's training cost;
 #   plain    a plain autoencoder of the MNIST digits (kl_weight 0, posterior mean decoded; otherwise the KL
 #            autoencoder's run), its reconstructions, the 1,450-step latent UNet on it, 500 samples each way;
+#   fashion_dit  the dit_equal DiT on the Fashion autoencoder, scored as the fashion chain;
+#   feature  Fashion-MNIST's autoencoder again with a feature (perceptual) loss from a second Fashion classifier,
+#            its floor, and the latent UNet on it, scored as the fashion chain;
 #   fashion  Fashion-MNIST: the pixel UNet with the MNIST recipe (1,100 steps) and the 1,450-step latent UNet
 #            on runs/fashion_ae, 500 samples each way against 500 test images (the shipped Fashion-MNIST
 #            classifier's features); the real / reconstructed rows: reconstruction_metrics.py --dataset fashion_mnist.
@@ -35,7 +38,7 @@ score() {  # run dir, name, overrides...: 500 samples, Heun 20 steps, as section
   fi
 }
 
-case "${1:?name a chain: dit, dit_equal, plain or fashion}" in
+case "${1:?name a chain: dit, dit_equal, plain, fashion, fashion_dit or feature}" in
   dit)
     train $R/mnist_latent_dit_p1 experiment=mnist_latent_dit network.dit.patch_size=1 train.steps=3000 \
       domain.autoencoder=$R/mnist_ae/checkpoints/last.ckpt
@@ -66,6 +69,29 @@ case "${1:?name a chain: dit, dit_equal, plain or fashion}" in
       score $R/$model ${model}_heun20_cfg2 guidance=cfg guidance.scale=2.0 reference_limit=500
     done
     ;;
-  *) echo "unknown chain $1: dit, dit_equal, plain or fashion" >&2; exit 2 ;;
+  fashion_dit)  # the latent DiT (patch 1) on the Fashion autoencoder at the pixel UNet's training cost
+    train $R/fashion_latent_dit_p1 experiment=mnist_latent_dit network.dit.patch_size=1 train.steps=2050 \
+      domain.base.dataset=fashion_mnist domain.autoencoder=$R/fashion_ae/checkpoints/last.ckpt
+    score $R/fashion_latent_dit_p1 fashion_latent_dit_p1_heun20_none guidance=none reference_limit=500
+    score $R/fashion_latent_dit_p1 fashion_latent_dit_p1_heun20_cfg2 guidance=cfg guidance.scale=2.0 reference_limit=500
+    ;;
+  feature)  # Fashion-MNIST autoencoder with a feature loss from a second classifier (seed 1: the metrics judge,
+             # seed 0, is never trained against), then the same latent UNet and scores as the fashion chain
+    C=$E/fashion_mnist_classifier_seed1.pt
+    [ -f $C ] || .venv/bin/python -m sciffusion_domains.images.classifier --dataset fashion_mnist --seed 1 --out $C
+    train $R/fashion_ae_feature experiment=mnist_latent_autoencoder domain.dataset=fashion_mnist train.steps=1200 \
+      loss.feature_weight=1.0 "loss.features={_target_:sciffusion_domains.latent.features.ClassifierFeatures,source:$C}"
+    [ -f $E/fashion_autoencoder_feature_test2000.json ] || .venv/bin/python -m sciffusion_domains.latent.evaluate \
+      $R/fashion_ae_feature/checkpoints/last.ckpt --dataset fashion_mnist --limit 2000 \
+      > $E/fashion_autoencoder_feature_test2000.json
+    [ -f $E/fashion_feature_floor.json ] || .venv/bin/python $E/reconstruction_metrics.py --dataset fashion_mnist \
+      --autoencoder $R/fashion_ae_feature/checkpoints/last.ckpt > $E/fashion_feature_floor.json
+    train $R/fashion_feature_latent_unet experiment=mnist_latent_unet train.steps=1450 domain.base.dataset=fashion_mnist \
+      domain.autoencoder=$R/fashion_ae_feature/checkpoints/last.ckpt
+    score $R/fashion_feature_latent_unet fashion_feature_latent_unet_heun20_none guidance=none reference_limit=500
+    score $R/fashion_feature_latent_unet fashion_feature_latent_unet_heun20_cfg2 guidance=cfg guidance.scale=2.0 \
+      reference_limit=500
+    ;;
+  *) echo "unknown chain $1: dit, dit_equal, plain, fashion, fashion_dit or feature" >&2; exit 2 ;;
 esac
 echo "done: $(date -u +%H:%M:%S)"
