@@ -9,7 +9,8 @@ Any autoencoder checkpoint of that experiment will do (a 3-step one: only its sh
 median seconds per optimiser step of a batch of 32 (forward, backward, AdamW), as wall time and as the
 thread's CPU time (what an uncontended thread would take as wall time), and the encoder's CPU seconds
 per clip (the latent domain encodes the data once before training); and the sampling cost per clip of
-the two diffusion models at the shipped defaults (see ``sample_cost``). Prints one JSON line.
+the two diffusion models at the shipped defaults: DPM-Solver++(2M), 25 Karras steps, CFG 2 (50 network
+evaluations), the decoder included (``bench_cost.sample_cost``). Prints one JSON line.
 """
 from __future__ import annotations
 
@@ -19,25 +20,12 @@ import statistics
 import time
 
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-import sciffusion.cli  # noqa: F401  (registers the schemas and the domain search path)
-from sciffusion.cli import build
-from sciffusion.guidance import ClassifierFreeGuidance
-from sciffusion.samplers import dpmpp_2m, prior_sample
+from bench_cost import parts, sample_cost  # the MNIST cost benchmark next to this file (it registers the configs)
+from sciffusion.samplers import dpmpp_2m
 from sciffusion.space import DenseSpace
-from sciffusion.timesteps import make_grid
 
 BATCH = 32  # the spoken_digits recipe's
-
-
-def parts(experiment: str, autoencoder: str | None):
-    extra = [f"domain.autoencoder={autoencoder}"] if autoencoder else []
-    with initialize_config_module("sciffusion.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", *extra])
-    torch.manual_seed(0)
-    return build.build(OmegaConf.to_container(cfg, resolve=True))
 
 
 def train_step(p, optimiser, x, labels) -> tuple[float, float]:
@@ -51,23 +39,6 @@ def train_step(p, optimiser, x, labels) -> tuple[float, float]:
     torch.nn.utils.clip_grad_norm_(p.model.parameters(), 1.0)
     optimiser.step()
     return time.perf_counter() - wall, time.thread_time() - cpu
-
-
-@torch.no_grad()
-def sample_cost(p, shape, n: int) -> tuple[float, float]:
-    """(wall, CPU) milliseconds per clip of the shipped defaults, DPM-Solver++(2M) 25 steps on the Karras
-    grid with classifier-free guidance (50 network evaluations), plus the decoder for the latent model
-    (to spectrograms; the Griffin-Lim inversion to audio is the same for both and left out)."""
-    p.model.eval()
-    denoiser = ClassifierFreeGuidance(p.model, 2.0)
-    grid = make_grid("karras", p.process, 25)
-    wall, cpu = time.perf_counter(), time.thread_time()
-    x = prior_sample(p.process, torch.zeros(n, *shape), generator=torch.Generator().manual_seed(0), space=DenseSpace())
-    x = dpmpp_2m(denoiser, x, grid, process=p.process, space=DenseSpace(), cond={"label": torch.arange(n) % 10})
-    if hasattr(p.domain, "decode_latents"):
-        p.domain.decode_latents(x)
-    p.model.train()
-    return 1000 * (time.perf_counter() - wall) / n, 1000 * (time.thread_time() - cpu) / n
 
 
 def main() -> None:
@@ -100,7 +71,7 @@ def main() -> None:
     sampling: dict[str, list[tuple[float, float]]] = {"pixel_unet": [], "latent_unet": []}
     for _ in range(args.rounds):
         for name in sampling:
-            sampling[name].append(sample_cost(models[name], data[name].shape[1:], args.clips))
+            sampling[name].append(sample_cost(models[name], data[name].shape[1:], args.clips, sampler=dpmpp_2m, steps=25))
     out = {"threads": torch.get_num_threads(), "batch": BATCH, "steps_timed": args.steps,
            "sampling_rounds": args.rounds, "clips_per_round": args.clips,
            "latent_shape": list(models["latent_unet"].domain.shape), "encode_cpu_s_per_clip": round(encode_cpu, 4)}
