@@ -32,10 +32,18 @@ members are no longer independent draws, and the fair CRPS of M Gaussian members
 about their mean, against a truth from the same Gaussian, is lowest at ``a = sqrt(M (M+1) / ((M-1)(M-2)))``
 (1.31 for M = 8; ``tests/domains/test_weather_combine.py``), where spread/skill is 1.31: the
 lowest fair CRPS asks for an over-dispersed 8-member ensemble.
+
+:func:`block_bootstrap_ratio` puts a confidence interval on the ratio of two forecasts' mean
+scores over the same cases (e.g. a model's fair CRPS over the best baseline's, per lead), by the
+circular moving-block bootstrap (Kunsch 1989; Politis & Romano 1992) over the initial times: monthly
+initial times whose forecasts share target months, and whose errors persist with the anomalies they
+forecast, are not independent cases, so whole blocks of consecutive ones are resampled, the same
+blocks for numerator and denominator.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -145,5 +153,60 @@ def linear_grid(start: float, stop: float, step: float) -> Sequence[float]:
     return [round(start + k * step, 6) for k in range(n + 1)]
 
 
-__all__ = ["gaussian_members", "pool", "inflate", "spread_skill_inflation", "mixture_crps", "mixture_mean",
+def moving_block_indices(n: int, block: int, resamples: int, *, generator: np.random.Generator,
+                         circular: bool = True) -> np.ndarray:
+    """``[resamples, n]`` case indices of block-bootstrap samples: ``ceil(n / block)`` blocks of
+    ``block`` consecutive cases, joined and cut to ``n``. ``circular`` (Politis & Romano 1992): a
+    block starts uniformly at any case and wraps from the last case to the first, so every case is
+    drawn equally often and the resampled mean is unbiased for the series mean. Otherwise the plain
+    moving-block bootstrap (Kunsch 1989): blocks start at ``0 .. n - block`` and do not wrap, so the
+    first and last ``block - 1`` cases are drawn less often than the middle ones (with 54 cases
+    and blocks of 12, the first case 12 times less often). ``block = 1`` is the ordinary bootstrap."""
+    if not 1 <= block <= n:
+        raise ValueError(f"the block length must lie in 1..{n} (the number of cases), got {block}")
+    count = -(-n // block)
+    starts = generator.integers(0, n if circular else n - block + 1, size=(resamples, count))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(resamples, count * block)[:, :n]
+    return idx % n if circular else idx
+
+
+@dataclass
+class BootstrapRatio:
+    """``estimate = mean(numerator) / mean(denominator)`` over all cases, the percentile interval
+    ``[low, high]`` at ``level`` and the resampled ratios ``samples [resamples]``."""
+    estimate: float
+    low: float
+    high: float
+    level: float
+    block: int
+    circular: bool
+    samples: np.ndarray
+
+    def as_dict(self, digits: int = 4) -> dict:
+        return {"estimate": round(self.estimate, digits), "low": round(self.low, digits),
+                "high": round(self.high, digits), "level": self.level, "block": self.block, "circular": self.circular,
+                "resamples": len(self.samples), "fraction_below_1": round(float(np.mean(self.samples < 1)), digits)}
+
+
+def block_bootstrap_ratio(numerator: Sequence[float] | np.ndarray, denominator: Sequence[float] | np.ndarray, *,
+                          block: int, level: float = 0.9, resamples: int = 10_000, circular: bool = True,
+                          generator: np.random.Generator | int | None = 0) -> BootstrapRatio:
+    """(Circular) moving-block bootstrap of ``mean(numerator) / mean(denominator)`` over paired cases ``[N]`` in
+    time order (e.g. per-initial-month fair CRPS of a candidate and of the best baseline at one
+    lead). Both series are resampled with the same indices (:func:`moving_block_indices`), so what
+    the two forecasts have in common (the hard months) cancels; the interval is the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of the resampled ratios."""
+    num, den = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    if num.ndim != 1 or num.shape != den.shape:
+        raise ValueError(f"numerator and denominator must be paired 1-D series, got {num.shape} and {den.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"the level must lie in (0, 1), got {level}")
+    rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
+    idx = moving_block_indices(len(num), block, resamples, generator=rng, circular=circular)
+    samples = num[idx].mean(1) / den[idx].mean(1)
+    low, high = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
+    return BootstrapRatio(float(num.mean() / den.mean()), float(low), float(high), level, block, circular, samples)
+
+
+__all__ = ["moving_block_indices", "BootstrapRatio", "block_bootstrap_ratio", "gaussian_members", "pool", "inflate", "spread_skill_inflation", "mixture_crps", "mixture_mean",
            "mixture_spread_skill", "best_on_grid", "linear_grid"]

@@ -23,7 +23,9 @@ tables. Candidates, every parameter chosen per lead by the lowest VALIDATION fai
 - ``inflated_mixture``: ``inflated_ss``'s members mixed with the LIM Gaussian, w chosen as for ``mixture``.
 
 Writes ``multimodel/val.json`` and ``multimodel/test.json`` next to this script and prints markdown tables;
-``multimodel.py tables`` prints them again from the JSON files.
+``multimodel.py tables`` prints them again from the JSON files; ``multimodel.py --out DIR`` writes
+the JSON files to DIR instead. ``Period(domain, split, runs=[...])`` pools the members of several
+forecasts of the same initial months (``experiments/weather/seeds/seeds.py``: three training seeds).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -46,6 +49,7 @@ RUNS = {"val": HERE / "ablations_s5/hadisst_anomaly_dropout_val", "test": HERE /
 OUT = HERE / "multimodel"
 LEADS = list(range(1, 7))
 MODES = 15  # as scores.baseline_scores
+BASELINE_MEMBERS = 8  # the baselines' draws, as in the session-5 tables
 REFERENCES = ("climatology", "damped_persistence", "lim")
 POOL_SIZES = (0, 2, 4, 8, 16, 32)
 WEIGHTS = combine.linear_grid(0.0, 1.0, 0.05)
@@ -56,7 +60,11 @@ CANDIDATES = ("diffusion", "lim", "pooled", "mixture", "inflated_ss", "inflated_
 class Period:
     """Truth, the diffusion members, the LIM's Gaussian and its draws for one split, full fields in C."""
 
-    def __init__(self, domain: WeatherDomain, split: str):
+    def __init__(self, domain: WeatherDomain, split: str, runs: Sequence[Path] | None = None):
+        """``runs``: forecast folders (``forecast.nc``) of the same initial months whose members are
+        pooled, in that order (default: ``RUNS[split]``, the session-8 ensemble). The baselines are
+        always drawn with ``BASELINE_MEMBERS`` members, so they are the same draws whatever is pooled."""
+        runs = [RUNS[split]] if runs is None else [Path(r) for r in runs]
         self.lat = domain.lat
         da = domain.fields.isel(channel=0).drop_vars("channel").where(domain.mask[0].numpy())
         train = domain.period("train")
@@ -64,14 +72,19 @@ class Period:
         states = torch.as_tensor(da.values, dtype=torch.float64)
         month = torch.as_tensor(da.time.dt.month.values - 1)
         anomalies = states - clim[month]
-        ensemble, positions = read_ensemble(domain, RUNS[split] / "forecast.nc")  # [I, L, M, 1, H, W] anomalies
+        read = [read_ensemble(domain, run / "forecast.nc") for run in runs]  # [I, L, M, 1, H, W] anomalies
+        positions = read[0][1]
+        if any(not np.array_equal(p, positions) for _, p in read):
+            raise ValueError(f"the forecasts {runs} start from different initial months")
+        ensemble = np.concatenate([e for e, _ in read], axis=2)
+        self.runs = [str(run) for run in runs]
         times = da.time.values
         self.positions, self.first, self.last = positions, str(times[positions[0]])[:7], str(times[positions[-1]])[:7]
         train_mask = np.isin(times, da.time.sel(time=train).values)
         lim = LinearInverseModel.fit(anomalies[train_mask], lat=self.lat, modes=MODES)
         # the baselines exactly as forecast.score computes them for this forecast's initial months
         self.baselines = scores.baseline_scores(da, train=train, test=slice(times[positions[0]], times[positions[-1]]),
-                                                leads=LEADS, members=ensemble.shape[2], modes=MODES)
+                                                leads=LEADS, members=BASELINE_MEMBERS, modes=MODES)
         assert self.baselines["initial_times"] == len(positions), "baselines and forecast differ in initial months"
         self.truth, self.clim, self.members, self.lim_mean, self.lim_std, self.lim_draws = {}, {}, {}, {}, {}, {}
         initial = anomalies[positions]
@@ -84,6 +97,8 @@ class Period:
             g = torch.Generator().manual_seed(1000 + lead)
             self.lim_draws[lead] = clim_t + lim.sample(initial, lead=lead, members=max(POOL_SIZES), generator=g)
         self.index = lambda fields: _index(fields.numpy(), domain)
+        # kept for per-initial-month scores (experiments/weather/seeds/seeds.py)
+        self.states, self.anomalies, self.train_mask, self.lim, self.months = states, anomalies, train_mask, lim, month
 
     def fair_crps(self, ensemble: torch.Tensor, lead: int) -> float:
         return float(scores.crps(ensemble, self.truth[lead], lat=self.lat, fair=True))
@@ -180,16 +195,16 @@ def markdown(result: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     start = time.time()
     domain = WeatherDomain(sources=HADISST, splits=SPLITS, history=2)
     periods = {split: Period(domain, split) for split in ("val", "test")}
     chosen = choose(periods["val"])
-    OUT.mkdir(exist_ok=True)
+    out.mkdir(exist_ok=True)
     for split, period in periods.items():
         result = evaluate(period, chosen)
         result["seconds_total_so_far"] = round(time.time() - start, 1)
-        (OUT / f"{split}.json").write_text(json.dumps(result, indent=1))
+        (out / f"{split}.json").write_text(json.dumps(result, indent=1))
         print(markdown(result, TITLES[split]) + "\n")
     print("chosen on validation, by lead:", json.dumps(chosen))
     print(f"wall time {time.time() - start:.1f} s")
@@ -202,5 +217,7 @@ if __name__ == "__main__":
         for split in ("val", "test"):
             print(markdown(json.loads((OUT / f"{split}.json").read_text()), TITLES[split]) + "\n")
         print("chosen on validation, by lead:", json.loads((OUT / "val.json").read_text())["chosen_on_validation"])
+    elif sys.argv[1:2] == ["--out"]:  # the same run written elsewhere (to check it reproduces multimodel/)
+        main(Path(sys.argv[2]))
     else:
         main()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sciffusion_domains.weather.combine import (best_on_grid, gaussian_members, inflate, linear_grid, mixture_crps,
-                                                mixture_mean, mixture_spread_skill, pool, spread_skill_inflation)
+from sciffusion_domains.weather.combine import (best_on_grid, block_bootstrap_ratio, gaussian_members, inflate, linear_grid, mixture_crps,
+                                                mixture_mean, mixture_spread_skill, moving_block_indices, pool,
+                                                spread_skill_inflation)
 from sciffusion_domains.weather.scores import (area_mean, crps, crps_ensemble, crps_gaussian, rmse,
                                                spread_skill_ratio)
 
@@ -161,3 +162,72 @@ def test_weight_on_a_grid_finds_the_right_component():
     assert best_on_grid(score(good + 1.0, zero - 1.0), weights)[0] == pytest.approx(0.5, abs=0.1)
     with pytest.raises(ValueError, match="empty"):
         best_on_grid(lambda w: 0.0, [])
+
+
+def test_moving_blocks_are_runs_of_consecutive_cases():
+    rng = np.random.default_rng(0)
+    idx = moving_block_indices(54, 12, 2000, generator=rng, circular=False)
+    assert idx.shape == (2000, 54) and idx.min() >= 0 and idx.max() <= 53
+    blocks = idx[:, :48].reshape(2000, 4, 12)  # the 5th block is cut to 6 cases
+    assert (np.diff(blocks, axis=2) == 1).all()
+    assert set(idx[:, 0]) == set(range(54 - 12 + 1))  # every start is drawn, none past n - block
+    counts = np.bincount(idx.ravel(), minlength=54)
+    assert counts[20] > 8 * counts[0]  # without wrapping the ends are drawn far less often (12x in expectation)
+    # circular: blocks wrap from the last case to the first and every case is drawn equally often
+    idx = moving_block_indices(54, 12, 2000, generator=rng)
+    assert set(idx[:, 0]) == set(range(54))
+    assert (np.diff(idx[:, :48].reshape(2000, 4, 12), axis=2) % 54 == 1).all()
+    counts = np.bincount(idx.ravel(), minlength=54)
+    np.testing.assert_allclose(counts / counts.mean(), 1.0, atol=0.1)
+    assert (moving_block_indices(7, 7, 3, generator=rng, circular=False) == np.arange(7)).all()  # the series itself
+    with pytest.raises(ValueError, match="block length"):
+        moving_block_indices(5, 6, 1, generator=rng)
+
+
+def test_block_bootstrap_ratio_exact_small_cases():
+    # two cases, block 1: the resampled numerator mean is 1, 2 or 3 with probabilities 1/4, 1/2, 1/4
+    result = block_bootstrap_ratio([1.0, 3.0], [1.0, 1.0], block=1, resamples=40_000, generator=1)
+    assert result.estimate == 2.0
+    values, counts = np.unique(result.samples, return_counts=True)
+    assert values.tolist() == [1.0, 2.0, 3.0]
+    np.testing.assert_allclose(counts / counts.sum(), [0.25, 0.5, 0.25], atol=0.01)
+    assert (result.low, result.high) == (1.0, 3.0)  # 25% of the mass at each end: the 5% and 95% points
+    # a candidate that is 0.9 times the baseline in every case has no uncertainty in the ratio
+    den = np.random.default_rng(2).gamma(2.0, size=54)
+    result = block_bootstrap_ratio(0.9 * den, den, block=6)
+    assert result.low == pytest.approx(0.9, rel=1e-12) and result.high == pytest.approx(0.9, rel=1e-12)
+    # one block as long as the series: every resample is the series (plain) or a rotation of it
+    # (circular), with the same means either way
+    for circular in (False, True):
+        result = block_bootstrap_ratio(den + 1, den, block=54, resamples=10, circular=circular)
+        np.testing.assert_allclose(result.samples, (den + 1).mean() / den.mean())
+    with pytest.raises(ValueError, match="paired"):
+        block_bootstrap_ratio(den, den[:-1], block=6)
+
+
+def ar1(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
+    x = np.empty(n)
+    x[0] = rng.standard_normal() / math.sqrt(1 - phi**2)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + rng.standard_normal()
+    return x
+
+
+def test_block_bootstrap_ratio_covers_a_known_ratio_of_autocorrelated_scores():
+    """Paired scores with AR(1) errors (phi = 0.6, as persistent monthly anomalies): the true ratio of
+    the expected means is 1.8 / 2.0 = 0.9. The 90% circular block interval (block 10 of 240 cases)
+    covers it close to 90% of the time; the ordinary bootstrap (block 1) is too narrow for
+    correlated cases and covers it markedly less often."""
+    rng = np.random.default_rng(3)
+    covered = {1: 0, 10: 0}
+    trials = 300
+    for _ in range(trials):
+        common = ar1(240, 0.6, rng)
+        den = 2.0 + 0.5 * common + 0.3 * ar1(240, 0.6, rng)
+        num = 1.8 + 0.5 * common + 0.3 * ar1(240, 0.6, rng)
+        for block in covered:
+            r = block_bootstrap_ratio(num, den, block=block, resamples=1000, generator=rng)
+            covered[block] += r.low <= 0.9 <= r.high
+    coverage = {block: count / trials for block, count in covered.items()}
+    assert 0.8 <= coverage[10] <= 0.97, coverage
+    assert coverage[1] < coverage[10] - 0.1, coverage
