@@ -8,7 +8,8 @@ sampling settings of ``sciffusion.shipped.SHIPPED[NAME]``. From the repository r
 writes ``domains/<package>/weights/<file>`` of that entry. ``--clear KEY`` sets a config entry that
 names a file on the training machine to null (a latent model's ``domain.autoencoder``: the
 autoencoder is embedded in the domain state, and a dangling path would only mislead a reader).
-Names shipped this way: hadisst_forecast_2step, spoken_digits_2step, digits_latent, spoken_digits_latent.
+Names shipped this way: hadisst_forecast_2step, spoken_digits_2step, digits_latent, spoken_digits_latent,
+turbulence_interpolate.
 """
 from __future__ import annotations
 

@@ -16,8 +16,9 @@ DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_jo
              "digits": "images", "digits_consistency": "images", "digits_latent": "latent",
              "spoken_digits_latent": "latent",
              "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather",
-             "turbulence": "video"}
-COND = {"turbulence": {"unconditional": True}}  # a forecaster: free clips need no given frames
+             "turbulence": "video", "turbulence_interpolate": "video"}
+COND = {"turbulence": {"unconditional": True},  # a forecaster: free clips need no given frames
+        "turbulence_interpolate": {"unconditional": True}}
 
 
 def _gone(*args, **kwargs):
