@@ -20,6 +20,18 @@ test:8, a clip outside the scored ones: block-mean misfit 0.58 at 10 steps, 0.05
 
     python experiments/video/evaluate_turbulence_inverse.py --tasks superres --out experiments/video/turbulence_inverse
     python experiments/video/evaluate_turbulence_inverse.py --tasks assimilate --out experiments/video/turbulence_inverse
+
+Interpolation in time (``--tasks interpolate``): every 4th frame and the last are given exactly (frames 0, 4,
+8, 12, 15 of 16) and the 11 others are scored. Three diffusion answers: **conditioning**, a model trained to
+be given those frames (``--interpolator``, ``domain.given_tasks=[forecast,interpolate]``, sampled with
+``cond.input=test:K cond.task=interpolate`` at ``--interpolator-steps``), and **inpainting**, the forecaster's
+free clips with the known frames pasted in at every step (``guidance=forecast guidance.task=interpolate``,
+``method=replace``, at ``--steps``) or matched by reconstruction guidance (``method=reconstruction``, noise
+0.02 as for super-resolution); against OI given the same frames (a jitter of 1e-3 data std stands for
+exact observations), linear interpolation in time and climatology:
+
+    python experiments/video/evaluate_turbulence_inverse.py --tasks interpolate \
+        --interpolator experiments/video/runs/turb_interp/checkpoints/last.ckpt --out experiments/video/turbulence_inverse
 """
 from __future__ import annotations
 
@@ -40,6 +52,13 @@ TASKS = {
     "assimilate": ["guidance=video_assimilate", "guidance.fraction=0.05", "guidance.noise_std=0.1"],
 }
 NOISE_STD = {"superres": 0.02, "assimilate": 0.1}  # in the model's (standardised) units, as the guidance takes them
+EVERY = 4  # interpolation: every 4th frame and the last given, as the interpolator was trained
+INTERPOLATION = {  # method -> the sampling options (the checkpoint is --checkpoint or --interpolator)
+    "inpainting": ["guidance=forecast", "guidance.task=interpolate", f"guidance.every={EVERY}", "guidance.method=replace"],
+    "reconstruction guidance": ["guidance=forecast", "guidance.task=interpolate", f"guidance.every={EVERY}",
+                                "guidance.method=reconstruction", "guidance.noise_std=0.02"],
+    "conditioning": ["cond.task=interpolate"],
+}
 
 
 def lag_covariance(stacks: list[np.ndarray], mean: float, lags: int) -> np.ndarray:
@@ -165,17 +184,108 @@ def spectrum_error(fields: np.ndarray, truth: np.ndarray) -> float:
     return float(np.abs(ratio[1:half + 1]).mean())
 
 
-def run_samples(checkpoint: str, task: str, clip: int, members: int, steps: int, folder: Path) -> float:
+def run_samples(checkpoint: str, options: list[str], members: int, steps: int, folder: Path) -> float:
     if (folder / "done").exists():
         return 0.0
     start = time.perf_counter()
-    command = [str(Path(sys.executable).parent / "sciffusion-sample"), f"checkpoint={checkpoint}", *TASKS[task],
-               f"guidance.input=test:{clip}", f"num_samples={members}", f"batch_size={members}", f"steps={steps}",
-               "progress=false",
+    command = [str(Path(sys.executable).parent / "sciffusion-sample"), f"checkpoint={checkpoint}", *options,
+               f"num_samples={members}", f"batch_size={members}", f"steps={steps}", "progress=false",
                f"out_dir={folder}"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     (folder / "done").write_text("")
     return time.perf_counter() - start
+
+
+def known_frames_of(frames: int) -> np.ndarray:
+    from sciffusion_domains.video.inverse import known_frames
+
+    return np.flatnonzero(known_frames(frames, task="interpolate", every=EVERY).numpy())
+
+
+def linear_in_time(clip: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``[T, H, W]``: each unknown frame linearly between the known frames either side."""
+    out = clip.astype(np.float64).copy()
+    for a, b in zip(known[:-1], known[1:]):
+        for t in range(a + 1, b):
+            out[t] = ((b - t) * clip[a] + (t - a) * clip[b]) / (b - a)
+    return out
+
+
+def draw_interpolation(path: Path, truth: np.ndarray, members: dict, oi_mean: np.ndarray, linear: np.ndarray,
+                       mean: float, std: float) -> None:
+    """One clip's 16 frames: the truth, member 0 of each diffusion method, the OI mean and linear interpolation
+    (grey scale mean -/+ 3 std, as the domain draws clips)."""
+    from sciffusion_domains.video.figures import frame_grid
+
+    def pixels(x):
+        return np.clip((x - mean + 3 * std) / (6 * std) * 255, 0, 255).round().astype(np.uint8)[..., None]
+
+    rows = [truth, *(m[0] for m in members.values()), oi_mean, linear]
+    short = {"inpainting": "inpainted", "reconstruction guidance": "guided", "conditioning": "conditioned"}
+    names = ["truth", *(short[m] for m in members), "OI mean", "linear"]
+    frame_grid([pixels(r) for r in rows], path, names=names)
+
+
+def interpolation(args, domain, blocks: np.ndarray, mean: float, std: float) -> tuple[dict, float]:
+    """Interpolation in time scored on the unknown frames (see the module docstring)."""
+    if args.interpolator is None:
+        raise SystemExit("--tasks interpolate needs --interpolator CKPT (a model trained with "
+                         "domain.given_tasks=[forecast,interpolate])")
+    frames, (h, w) = domain.frames, domain.shape[-2:]
+    known = known_frames_of(frames)
+    unknown = np.setdiff1d(np.arange(frames), known)
+    operators = [point_operator(np.full((h, w), t in known)) for t in range(frames)]
+    jitter = (1e-3 * std) ** 2
+    test = domain.dataset("test")
+    rows: dict[str, dict[str, list]] = {}
+    seconds = 0.0
+    for k in range(args.clips):
+        clip = k * (len(test) // len(test.stacks)) + k  # window k of test trajectory k, as for the other tasks
+        truth = test[clip][0][0].numpy().astype(np.float64)  # [T, H, W] data units
+        members = {}
+        for method in args.methods:
+            options = INTERPOLATION[method]
+            checkpoint, steps = ((args.interpolator, args.interpolator_steps) if method == "conditioning"
+                                 else (args.checkpoint, args.steps))
+            key = "cond.input" if method == "conditioning" else "guidance.input"
+            folder = args.out / "interpolate" / method.replace(" ", "_") / f"clip_{clip}"
+            seconds += run_samples(checkpoint, [*options, f"{key}=test:{clip}"], args.members, steps, folder)
+            members[method] = np.stack([np.load(folder / f"sample_{m:05d}.npy")[0] for m in range(args.members)])
+        y = truth[known].reshape(-1)
+        oi_mean, oi_var = optimal_interpolation(blocks, operators, y, jitter, mean)
+        oi_mean, oi_std = oi_mean.reshape(frames, h, w), np.sqrt(oi_var).reshape(frames, h, w)
+        linear = linear_in_time(truth, known)
+        u = unknown
+        estimates = {}
+        for method, m in members.items():
+            estimates[f"diffusion, {method}"] = dict(
+                rmse=np.sqrt(((m.mean(0) - truth)[u] ** 2).mean()), crps=fair_crps(m[:, u], truth[u]),
+                misfit=np.sqrt(((m[:, known] - truth[known]) ** 2).mean()),  # how far the given frames moved
+                spectrum=np.mean([spectrum_error(x[u], truth[u]) for x in m]),
+                spread=np.sqrt(m[:, u].var(0, ddof=1).mean()),
+                rmse_per_frame=np.sqrt(((m.mean(0) - truth)[u] ** 2).mean(axis=(1, 2))))
+        estimates["optimal interpolation"] = dict(
+            rmse=np.sqrt(((oi_mean - truth)[u] ** 2).mean()), crps=crps_gaussian(oi_mean[u], oi_std[u], truth[u]),
+            misfit=np.sqrt(((oi_mean - truth)[known] ** 2).mean()), spectrum=spectrum_error(oi_mean[u], truth[u]),
+            spread=np.sqrt((oi_std[u] ** 2).mean()), rmse_per_frame=np.sqrt(((oi_mean - truth)[u] ** 2).mean(axis=(1, 2))))
+        estimates["linear in time"] = dict(
+            rmse=np.sqrt(((linear - truth)[u] ** 2).mean()), crps=float(np.abs(linear - truth)[u].mean()), misfit=0.0,
+            spectrum=spectrum_error(linear[u], truth[u]), spread=0.0,
+            rmse_per_frame=np.sqrt(((linear - truth)[u] ** 2).mean(axis=(1, 2))))
+        estimates["climatology"] = dict(
+            rmse=np.sqrt(((mean - truth[u]) ** 2).mean()),
+            crps=crps_gaussian(np.full_like(truth[u], mean), np.full_like(truth[u], std), truth[u]),
+            misfit=np.sqrt(((mean - truth[known]) ** 2).mean()), spectrum=float("nan"), spread=std,
+            rmse_per_frame=np.sqrt(((mean - truth[u]) ** 2).mean(axis=(1, 2))))
+        if k == 0:
+            draw_interpolation(args.out / "interpolate" / "frames.png", truth, members, oi_mean, linear, mean, std)
+        for name, scores in estimates.items():
+            for key, value in scores.items():
+                rows.setdefault(name, {}).setdefault(key, []).append(np.asarray(value, dtype=np.float64))
+        print(f"interpolate clip {clip}: " + ", ".join(f"{n} {s['rmse']:.3f}" for n, s in estimates.items()), flush=True)
+    table = {name: {key: (np.mean(v, axis=0).tolist() if key == "rmse_per_frame" else float(np.mean(v)))
+                    for key, v in scores.items()} for name, scores in rows.items()}
+    return table, seconds
 
 
 def main() -> None:
@@ -185,7 +295,12 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--steps", type=int, default=40,
                         help="Heun steps; the forecaster's default 10 leaves guided samples far from the observations")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=[*TASKS, "interpolate"])
+    parser.add_argument("--interpolator", help="a checkpoint trained with domain.given_tasks=[forecast,interpolate]")
+    parser.add_argument("--interpolator-steps", type=int, default=10,
+                        help="Heun steps for sampling by conditioning (the forecaster's default)")
+    parser.add_argument("--methods", nargs="+", default=list(INTERPOLATION), choices=list(INTERPOLATION),
+                        help="the diffusion methods of --tasks interpolate")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -203,6 +318,9 @@ def main() -> None:
 
     results, seconds = {}, {}
     for task in args.tasks:
+        if task == "interpolate":
+            results[task], seconds[task] = interpolation(args, domain, blocks, mean, std)
+            continue
         noise_var = (NOISE_STD[task] * std) ** 2
         rows: dict[str, dict[str, list[float]]] = {}
         seconds[task] = 0.0
@@ -211,7 +329,8 @@ def main() -> None:
             # flows at other stages of their decay
             clip = k * (len(domain.dataset("test")) // len(domain.dataset("test").stacks)) + k
             folder = args.out / task / f"clip_{clip}"
-            seconds[task] += run_samples(args.checkpoint, task, clip, args.members, args.steps, folder)
+            seconds[task] += run_samples(args.checkpoint, [*TASKS[task], f"guidance.input=test:{clip}"], args.members,
+                                         args.steps, folder)
             truth = np.load(folder / "input.npy")[0].astype(np.float64)  # [T, H, W]
             members = np.stack([np.load(folder / f"sample_{m:05d}.npy")[0] for m in range(args.members)])
             obs = np.load(folder / "observation.npy")[0].astype(np.float64)
@@ -258,7 +377,8 @@ def main() -> None:
                     rows.setdefault(name, {}).setdefault(key, []).append(float(value))
         results[task] = {name: {key: float(np.mean(v)) for key, v in scores.items()} for name, scores in rows.items()}
     out = {"checkpoint": args.checkpoint, "clips": args.clips, "members": args.members, "steps": args.steps,
-           "tasks": {task: TASKS[task] for task in args.tasks},
+           "tasks": {task: TASKS.get(task, INTERPOLATION) for task in args.tasks},
+           "interpolator": args.interpolator, "interpolator_steps": args.interpolator_steps,
            "noise_std_model_units": NOISE_STD, "data_std": std, "sampling_seconds": seconds, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"scores_{'_'.join(args.tasks)}.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -268,6 +388,10 @@ def main() -> None:
         for name, s in table.items():
             print(f"| {name} | {s['rmse']:.3f} | {s['crps']:.3f} | {s['spread']:.3f} | {s['misfit']:.3f} | "
                   f"{s['spectrum']:.3f} |")
+        if task == "interpolate":
+            print("RMSE per frame (unknown frames; the given ones are " f"{known_frames_of(domain.frames).tolist()}):")
+            for name, s in table.items():
+                print(f"  {name}: " + " ".join(f"{v:.2f}" for v in s["rmse_per_frame"]))
 
 
 if __name__ == "__main__":
