@@ -299,6 +299,8 @@ def main() -> None:
     parser.add_argument("--interpolator", help="a checkpoint trained with domain.given_tasks=[forecast,interpolate]")
     parser.add_argument("--interpolator-steps", type=int, default=10,
                         help="Heun steps for sampling by conditioning (the forecaster's default)")
+    parser.add_argument("--guidance-options", nargs="*", default=[],
+                        help="extra sampling options for superres/assimilate, e.g. guidance.scale=2")
     parser.add_argument("--methods", nargs="+", default=list(INTERPOLATION), choices=list(INTERPOLATION),
                         help="the diffusion methods of --tasks interpolate")
     parser.add_argument("--out", type=Path, required=True)
@@ -329,7 +331,8 @@ def main() -> None:
             # flows at other stages of their decay
             clip = k * (len(domain.dataset("test")) // len(domain.dataset("test").stacks)) + k
             folder = args.out / task / f"clip_{clip}"
-            seconds[task] += run_samples(args.checkpoint, [*TASKS[task], f"guidance.input=test:{clip}"], args.members,
+            seconds[task] += run_samples(args.checkpoint, [*TASKS[task], *args.guidance_options,
+                                                            f"guidance.input=test:{clip}"], args.members,
                                          args.steps, folder)
             truth = np.load(folder / "input.npy")[0].astype(np.float64)  # [T, H, W]
             members = np.stack([np.load(folder / f"sample_{m:05d}.npy")[0] for m in range(args.members)])
@@ -377,7 +380,7 @@ def main() -> None:
                     rows.setdefault(name, {}).setdefault(key, []).append(float(value))
         results[task] = {name: {key: float(np.mean(v)) for key, v in scores.items()} for name, scores in rows.items()}
     out = {"checkpoint": args.checkpoint, "clips": args.clips, "members": args.members, "steps": args.steps,
-           "tasks": {task: TASKS.get(task, INTERPOLATION) for task in args.tasks},
+           "tasks": {task: TASKS.get(task, INTERPOLATION) for task in args.tasks}, "guidance_options": args.guidance_options,
            "interpolator": args.interpolator, "interpolator_steps": args.interpolator_steps,
            "noise_std_model_units": NOISE_STD, "data_std": std, "sampling_seconds": seconds, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)

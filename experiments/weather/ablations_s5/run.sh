@@ -3,17 +3,10 @@
 # (2013-01..2016-06 initial months, 8 members, 6 leads) runs next to the following training.
 #   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE nohup bash experiments/weather/ablations_s5/run.sh hadisst_anomaly ... &
 set -u
+source experiments/weather/forecast_and_score.sh
 D=experiments/weather/ablations_s5
 INITS=$(cat $D/val_inits.txt)
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-forecast() {  # forecast NAME CHECKPOINT SPLIT [inits=...]
-    local out=$D/$1_$3
-    echo "$(date -u +%H:%M:%S) forecast $1 $3 start"
-    .venv/bin/python -m sciffusion_domains.weather.forecast checkpoint=$2 out_dir=$out split=$3 "${@:4}" \
-        members=8 leads=6 steps=12 observations=0 maps=false > $out.log 2>&1
-    .venv/bin/python $D/score_full_field.py $2 $out >> $out.log 2>&1
-    echo "$(date -u +%H:%M:%S) forecast $1 $3 done"
-}
 for name in "$@"; do
     run=experiments/weather/$name
     echo "$(date -u +%H:%M:%S) train $name start"
@@ -21,6 +14,6 @@ for name in "$@"; do
     .venv/bin/python -m sciffusion.cli.train experiment=$name hydra.run.dir=$run train.log_every=10 \
         > $run/train.log 2>&1
     echo "$(date -u +%H:%M:%S) train $name done"
-    forecast $name $run/checkpoints/last.ckpt val "inits=$INITS" &
+    forecast_and_score $D/${name}_val $run/checkpoints/last.ckpt val "inits=$INITS" &
 done
 wait

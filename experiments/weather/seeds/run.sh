@@ -6,17 +6,10 @@
 # Session 9 stopped it after seed 2's training had started: its forecasts use sampling seed 0, shared with
 # seed 0's forecasts; forecasts.sh forecasts each training seed with its own sampling seed (README).
 set -u
+source experiments/weather/forecast_and_score.sh
 D=experiments/weather/seeds
 INITS=$(cat experiments/weather/ablations_s5/val_inits.txt)
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-forecast() {  # forecast NAME CHECKPOINT SPLIT [inits=...]
-    local out=$D/$1_$3
-    echo "$(date -u +%H:%M:%S) forecast $1 $3 start"
-    .venv/bin/python -m sciffusion_domains.weather.forecast checkpoint=$2 out_dir=$out split=$3 "${@:4}" \
-        members=8 leads=6 steps=12 observations=0 maps=false > $out.log 2>&1
-    .venv/bin/python experiments/weather/ablations_s5/score_full_field.py $2 $out >> $out.log 2>&1
-    echo "$(date -u +%H:%M:%S) forecast $1 $3 done"
-}
 for seed in "$@"; do
     name=hadisst_anomaly_dropout_seed$seed
     run=$D/$name
@@ -25,6 +18,6 @@ for seed in "$@"; do
     .venv/bin/python -m sciffusion.cli.train experiment=hadisst_anomaly_dropout train.seed=$seed \
         hydra.run.dir=$run train.log_every=10 > $run/train.log 2>&1
     echo "$(date -u +%H:%M:%S) train $name done"
-    forecast $name $run/checkpoints/last.ckpt val "inits=$INITS"
-    forecast $name $run/checkpoints/last.ckpt test
+    forecast_and_score $D/${name}_val $run/checkpoints/last.ckpt val "inits=$INITS"
+    forecast_and_score $D/${name}_test $run/checkpoints/last.ckpt test
 done
