@@ -184,6 +184,27 @@ def spectrum_error(fields: np.ndarray, truth: np.ndarray) -> float:
     return float(np.abs(ratio[1:half + 1]).mean())
 
 
+def ensemble_row(members: np.ndarray, truth: np.ndarray, misfit: float) -> dict:
+    """The scores of an ensemble ``[M, T, H, W]``: its mean's RMSE, fair CRPS, spread and the members'
+    spectrum error (``misfit`` is the task's)."""
+    return dict(rmse=np.sqrt(((members.mean(0) - truth) ** 2).mean()), crps=fair_crps(members, truth), misfit=misfit,
+                spectrum=np.mean([spectrum_error(m, truth) for m in members]),
+                spread=np.sqrt(members.var(0, ddof=1).mean()))
+
+
+def estimate_row(estimate: np.ndarray, truth: np.ndarray, misfit: float, std: np.ndarray | None = None,
+                 spectrum: bool = True) -> dict:
+    """The scores of one estimate: with ``std`` a Gaussian (exact CRPS), else a point (absolute error)."""
+    crps = crps_gaussian(estimate, std, truth) if std is not None else float(np.abs(estimate - truth).mean())
+    return dict(rmse=np.sqrt(((estimate - truth) ** 2).mean()), crps=crps, misfit=misfit,
+                spectrum=spectrum_error(estimate, truth) if spectrum else float("nan"),
+                spread=np.sqrt((std ** 2).mean()) if std is not None else 0.0)
+
+
+def climatology_row(truth: np.ndarray, mean: float, std: float, misfit: float) -> dict:
+    return estimate_row(np.full_like(truth, mean), truth, misfit, np.full_like(truth, std), spectrum=False)
+
+
 def run_samples(checkpoint: str, options: list[str], members: int, steps: int, folder: Path) -> float:
     if (folder / "done").exists():
         return 0.0
@@ -255,28 +276,21 @@ def interpolation(args, domain, blocks: np.ndarray, mean: float, std: float) -> 
         oi_mean, oi_var = optimal_interpolation(blocks, operators, y, jitter, mean)
         oi_mean, oi_std = oi_mean.reshape(frames, h, w), np.sqrt(oi_var).reshape(frames, h, w)
         linear = linear_in_time(truth, known)
-        u = unknown
-        estimates = {}
-        for method, m in members.items():
-            estimates[f"diffusion, {method}"] = dict(
-                rmse=np.sqrt(((m.mean(0) - truth)[u] ** 2).mean()), crps=fair_crps(m[:, u], truth[u]),
-                misfit=np.sqrt(((m[:, known] - truth[known]) ** 2).mean()),  # how far the given frames moved
-                spectrum=np.mean([spectrum_error(x[u], truth[u]) for x in m]),
-                spread=np.sqrt(m[:, u].var(0, ddof=1).mean()),
-                rmse_per_frame=np.sqrt(((m.mean(0) - truth)[u] ** 2).mean(axis=(1, 2))))
-        estimates["optimal interpolation"] = dict(
-            rmse=np.sqrt(((oi_mean - truth)[u] ** 2).mean()), crps=crps_gaussian(oi_mean[u], oi_std[u], truth[u]),
-            misfit=np.sqrt(((oi_mean - truth)[known] ** 2).mean()), spectrum=spectrum_error(oi_mean[u], truth[u]),
-            spread=np.sqrt((oi_std[u] ** 2).mean()), rmse_per_frame=np.sqrt(((oi_mean - truth)[u] ** 2).mean(axis=(1, 2))))
-        estimates["linear in time"] = dict(
-            rmse=np.sqrt(((linear - truth)[u] ** 2).mean()), crps=float(np.abs(linear - truth)[u].mean()), misfit=0.0,
-            spectrum=spectrum_error(linear[u], truth[u]), spread=0.0,
-            rmse_per_frame=np.sqrt(((linear - truth)[u] ** 2).mean(axis=(1, 2))))
-        estimates["climatology"] = dict(
-            rmse=np.sqrt(((mean - truth[u]) ** 2).mean()),
-            crps=crps_gaussian(np.full_like(truth[u], mean), np.full_like(truth[u], std), truth[u]),
-            misfit=np.sqrt(((mean - truth[known]) ** 2).mean()), spectrum=float("nan"), spread=std,
-            rmse_per_frame=np.sqrt(((mean - truth[u]) ** 2).mean(axis=(1, 2))))
+        u = unknown  # scored frames; the misfit column is how far the given frames moved
+
+        def per_frame(estimate):
+            return np.sqrt(((estimate - truth)[u] ** 2).mean(axis=(1, 2)))
+
+        estimates = {f"diffusion, {method}": {**ensemble_row(m[:, u], truth[u],
+                                                             np.sqrt(((m[:, known] - truth[known]) ** 2).mean())),
+                                              "rmse_per_frame": per_frame(m.mean(0))}
+                     for method, m in members.items()}
+        estimates["optimal interpolation"] = {
+            **estimate_row(oi_mean[u], truth[u], np.sqrt(((oi_mean - truth)[known] ** 2).mean()), oi_std[u]),
+            "rmse_per_frame": per_frame(oi_mean)}
+        estimates["linear in time"] = {**estimate_row(linear[u], truth[u], 0.0), "rmse_per_frame": per_frame(linear)}
+        estimates["climatology"] = {**climatology_row(truth[u], mean, std, np.sqrt(((mean - truth[known]) ** 2).mean())),
+                                    "rmse_per_frame": per_frame(np.full_like(truth, mean))}
         if k == 0:
             draw_interpolation(args.out / "interpolate" / "frames.png", truth, members, oi_mean, linear, mean, std)
         for name, scores in estimates.items():
@@ -356,24 +370,13 @@ def main() -> None:
             oi_mean, oi_std = oi_mean.reshape(frames, h, w), np.sqrt(oi_var).reshape(frames, h, w)
             y_obs = obs if task == "superres" else obs[mask]
             estimates = {
-                "diffusion ensemble": dict(rmse=np.sqrt(((members.mean(0) - truth) ** 2).mean()),
-                                           crps=fair_crps(members, truth),
-                                           misfit=np.sqrt(np.mean([(observe(m) - y_obs) ** 2 for m in members])),
-                                           spectrum=np.mean([spectrum_error(m, truth) for m in members]),
-                                           spread=np.sqrt(members.var(0, ddof=1).mean())),
-                "optimal interpolation": dict(rmse=np.sqrt(((oi_mean - truth) ** 2).mean()),
-                                              crps=crps_gaussian(oi_mean, oi_std, truth),
-                                              misfit=np.sqrt(((observe(oi_mean) - y_obs) ** 2).mean()),
-                                              spectrum=spectrum_error(oi_mean, truth),
-                                              spread=np.sqrt((oi_std ** 2).mean())),
-                "interpolation": dict(rmse=np.sqrt(((interpolated - truth) ** 2).mean()),
-                                      crps=float(np.abs(interpolated - truth).mean()),
-                                      misfit=np.sqrt(((observe(interpolated) - y_obs) ** 2).mean()),
-                                      spectrum=spectrum_error(interpolated, truth), spread=0.0),
-                "climatology": dict(rmse=np.sqrt(((mean - truth) ** 2).mean()),
-                                    crps=crps_gaussian(np.full_like(truth, mean), np.full_like(truth, std), truth),
-                                    misfit=np.sqrt(((mean - y_obs) ** 2).mean()), spectrum=float("nan"),
-                                    spread=std),
+                "diffusion ensemble": ensemble_row(members, truth, np.sqrt(np.mean([(observe(m) - y_obs) ** 2
+                                                                                    for m in members]))),
+                "optimal interpolation": estimate_row(oi_mean, truth, np.sqrt(((observe(oi_mean) - y_obs) ** 2).mean()),
+                                                      oi_std),
+                "interpolation": estimate_row(interpolated, truth,
+                                              np.sqrt(((observe(interpolated) - y_obs) ** 2).mean())),
+                "climatology": climatology_row(truth, mean, std, np.sqrt(((mean - y_obs) ** 2).mean())),
             }
             for name, scores in estimates.items():
                 for key, value in scores.items():
