@@ -142,8 +142,9 @@ def main(out: Path = HERE) -> None:
                for split in ("val", "test")}
     print(f"read the forecasts and fitted the baselines: {time.time() - start:.1f} s", flush=True)
     ensembles = {name: list(range(MEMBERS * k, MEMBERS * (k + 1))) for k, name in enumerate(SEEDS)}
-    POOLS["pool"] = tuple(name for name in POOLS["pool"] if name in SEEDS)
-    for pool, names in POOLS.items():
+    pools = {"pool": tuple(name for name in POOLS["pool"] if name in SEEDS),  # the scored ones of seed0..2
+             **{pool: names for pool, names in POOLS.items() if pool != "pool"}}
+    for pool, names in pools.items():
         if len(names) > 1 and all(name in SEEDS for name in names):
             ensembles[pool] = [m for name in names for m in ensembles[name]]
     views = {split: {name: subset(p, members) for name, members in ensembles.items()} for split, p in periods.items()}
@@ -153,7 +154,7 @@ def main(out: Path = HERE) -> None:
     results = {}
     for split in ("val", "test"):
         folder = lambda name: str(Path(str(SEEDS[name]).format(split=split)).relative_to(HERE.parent))  # noqa: B023
-        results[split] = {"ensembles": {name: [folder(n) for n in POOLS.get(name, (name,))] for name in ensembles},
+        results[split] = {"ensembles": {name: [folder(n) for n in pools.get(name, (name,))] for name in ensembles},
                           "results": {name: evaluate(views[split][name], chosen[name]) for name in ensembles}}
         print(f"{split} scored: {time.time() - start:.1f} s", flush=True)
 
