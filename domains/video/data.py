@@ -142,14 +142,21 @@ class ClipArrays(Dataset):
     """Clips of ``frames`` frames cut every ``stride`` frames from stacks ``[T_i, C, H, W]`` (numpy).
 
     Items are ``(clip [C, frames, H, W] float32, -1)``: uint8 stacks are mapped to [-1, 1], float stacks
-    are returned as stored (the domain standardises them). ``uint8`` says which.
+    are returned as stored (the domain standardises them). ``uint8`` says which. With ``parameters`` (one
+    vector per stack: the physical parameters it was simulated with) items are ``(clip, parameters
+    [P] float32)`` instead.
     """
 
-    def __init__(self, stacks: Sequence[np.ndarray], *, frames: int, stride: int | None = None, what: str = "clips"):
+    def __init__(self, stacks: Sequence[np.ndarray], *, frames: int, stride: int | None = None, what: str = "clips",
+                 parameters: Sequence[Sequence[float]] | None = None):
         stride = stride or frames
         if frames < 1 or stride < 1:
             raise ValueError(f"need frames >= 1 and stride >= 1, got frames={frames}, stride={stride}")
         self.stacks, self.frames = list(stacks), frames
+        self.parameters = None if parameters is None else torch.tensor(np.asarray(parameters, dtype=np.float32))
+        if self.parameters is not None and (self.parameters.dim() != 2 or len(self.parameters) != len(self.stacks)):
+            raise ValueError(f"{what}: need one parameter vector per stack ({len(self.stacks)}), got shape "
+                             f"{tuple(self.parameters.shape)}")
         self.index = [(i, start) for i, s in enumerate(self.stacks) for start in range(0, len(s) - frames + 1, stride)]
         if not self.index:
             longest = max((len(s) for s in self.stacks), default=0)
@@ -169,7 +176,7 @@ class ClipArrays(Dataset):
         stack, start = self.index[i]
         clip = torch.from_numpy(np.array(self.stacks[stack][start:start + self.frames]))  # a copy of a memmap
         clip = to_symmetric(clip) if self.uint8 else clip.float()
-        return clip.permute(1, 0, 2, 3), -1
+        return clip.permute(1, 0, 2, 3), -1 if self.parameters is None else self.parameters[stack]
 
 
 def _as_stack(array: np.ndarray, name: str) -> np.ndarray:

@@ -11,6 +11,7 @@ assimilation of sparse observations by guidance are in ``inverse``.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,9 @@ from .turbulence import FIELDS
 SOURCES = ("moving_digits", "turbulence", "folder", "zarr")
 GENERATED = ("moving_digits", "turbulence")  # simulated here; folder and zarr read the user's files
 NETWORKS = ("unet", "dit")
-GIVEN_TASKS = ("forecast", "interpolate")  # which frames a model trained with given frames is given  # network.kind: the space-time U-Net, or the DiT on space-time patches
+# which frames a model trained with given frames is given: the first k, every k-th and the last, or none
+# ("free": a clip drawn from its other conditions alone, e.g. the viscosity, which condition dropout drops)
+GIVEN_TASKS = ("forecast", "interpolate", "free")
 OBSERVATION = "observation.png"  # written by guidance=forecast into out_dir
 # What ``save`` can write per sample (``domain.formats``): an animated GIF, an H.264 MP4 (needs
 # imageio-ffmpeg, in the video extra), the raw clip as .npy, and NetCDF for source=turbulence.
@@ -49,6 +52,7 @@ class DecodedClip:
     pixels: np.ndarray
     label: int | None = None
     digits: tuple[int, ...] | None = None
+    viscosity: float | None = None  # what a viscosity-conditioned turbulence model was asked for
 
     def frames(self) -> list:
         """The frames as ``PIL.Image`` objects (grey for one channel, RGB for three, else the first channel)."""
@@ -142,6 +146,27 @@ def check_given_tasks(tasks: Sequence[str], every: int, given_frames: int, frame
     return tasks
 
 
+def check_viscosities(viscosities: Sequence[float] | None, source: str,
+                      simulation: dict[str, Any]) -> tuple[float, ...] | None:
+    """``domain.viscosities`` as a tuple of distinct positive floats, for source=turbulence only, with
+    ``simulation.viscosity`` null (one or the other names the viscosity)."""
+    if viscosities is None:
+        if source == "turbulence" and "viscosity" in simulation and simulation["viscosity"] is None:
+            raise ValueError("domain.simulation.viscosity=null needs domain.viscosities=[...] (the viscosities to "
+                             "simulate and condition on)")
+        return None
+    values = tuple(float(v) for v in ([viscosities] if isinstance(viscosities, (int, float)) else viscosities))
+    if source != "turbulence":
+        raise ValueError(f"domain.viscosities is for source=turbulence, not {source}")
+    if not values or min(values) <= 0 or len(set(values)) != len(values):
+        raise ValueError(f"domain.viscosities must be distinct viscosities > 0, got {list(values)}")
+    if simulation.get("viscosity") is not None:
+        raise ValueError(f"domain.viscosities={list(values)} and domain.simulation.viscosity="
+                         f"{simulation['viscosity']} both name the viscosity: set domain.simulation.viscosity=null")
+    simulation.pop("viscosity", None)
+    return values
+
+
 def to_pixels(values: Tensor, low: Tensor, high: Tensor) -> np.ndarray:
     """``[C, T, H, W]`` to uint8 ``[T, H, W, C]``, ``low``/``high`` ``[C]`` mapped to 0/255 (clipped)."""
     scaled = (values - low[:, None, None, None]) / (high - low).clamp_min(1e-12)[:, None, None, None]
@@ -158,7 +183,10 @@ class VideoDomain(Domain):
     ``turbulence.Simulation``), ``folder`` (``root``: .npy frame stacks) or ``zarr`` (``root``: an xarray
     store, ``variables``); all but moving_digits are cut into clips of ``frames`` frames every ``stride``.
     Float data is standardised per channel with the training split's mean and standard deviation (kept
-    in ``state_dict``). ``conditional`` adds cond["label"].
+    in ``state_dict``). ``conditional`` adds cond["label"]. ``viscosities`` (source=turbulence, with
+    ``simulation.viscosity`` null) simulates ``train_trajectories`` / ``eval_trajectories`` at each of them
+    and conditions on the viscosity: cond["vector"] = ``turbulence.viscosity_vector`` (sample with
+    ``cond.viscosity=NU``; ``test:K`` inputs bring their own).
 
     ``given_frames = k > 0`` trains a forecaster by conditioning: every batch carries its clips as
     cond["frames"] with cond["frame_mask"] True on the first k frames, the network takes them as input
@@ -182,7 +210,7 @@ class VideoDomain(Domain):
                  fps: float = 8.0, field: str = "vorticity", train_trajectories: int = 64,
                  eval_trajectories: int = 8, simulation: dict[str, Any] | None = None,
                  formats: Sequence[str] | None = None, given_tasks: Sequence[str] = ("forecast",),
-                 given_every: int = 4):
+                 given_every: int = 4, viscosities: Sequence[float] | None = None):
         if source not in SOURCES:
             raise ValueError(f"unknown video source {source!r}; choose one of {SOURCES}")
         self.formats = check_formats(formats, source)
@@ -195,6 +223,7 @@ class VideoDomain(Domain):
             raise ValueError("domain.simulation.size is domain.size (the frames' grid); remove it from simulation")
         self.field, self.train_trajectories, self.eval_trajectories = field, train_trajectories, eval_trajectories
         self.simulation = dict(simulation or {})
+        self.viscosities = check_viscosities(viscosities, source, self.simulation)
         if not 0 <= given_frames < frames:
             raise ValueError(f"given_frames must be in 0..{frames - 1} (frames={frames}), got {given_frames}")
         self.given_tasks = check_given_tasks(given_tasks, given_every, given_frames, frames)
@@ -221,7 +250,8 @@ class VideoDomain(Domain):
 
                 n = self.train_trajectories if split == "train" else self.eval_trajectories
                 data = turbulence_clips(split, frames=self.frames, count=n, sim=self.simulation_spec(),
-                                        field=self.field, stride=self.stride, seed=self.seed)
+                                        field=self.field, stride=self.stride, seed=self.seed,
+                                        viscosities=self.viscosities)
             elif self.source == "folder":
                 data = video_data.clip_folder(self.root, split, frames=self.frames, stride=self.stride, seed=self.seed)
             else:
@@ -231,10 +261,14 @@ class VideoDomain(Domain):
         return self._splits[split]
 
     def simulation_spec(self):
-        """The ``turbulence.Simulation`` of source=turbulence (its grid is ``size``)."""
+        """The ``turbulence.Simulation`` of source=turbulence (its grid is ``size``; with ``viscosities``,
+        its viscosity is the first of them: ``dataclasses.replace`` it for the others)."""
         from .turbulence import Simulation
 
-        return Simulation(size=self.size, **self.simulation)
+        settings = dict(self.simulation)
+        if self.viscosities:
+            settings["viscosity"] = self.viscosities[0]
+        return Simulation(size=self.size, **settings)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -301,8 +335,11 @@ class VideoDomain(Domain):
 
     def collate(self, items: Sequence[tuple[Tensor, int]]) -> Batch:
         clips = self.encode(torch.stack([clip for clip, _ in items]))
-        labels = torch.tensor([label for _, label in items], dtype=torch.long)
-        cond = {"label": labels} if self.conditional else {}
+        cond = {}
+        if self.conditional:
+            cond["label"] = torch.tensor([label for _, label in items], dtype=torch.long)
+        if self.viscosities:  # the items carry their viscosity_vector
+            cond["vector"] = torch.stack([vector for _, vector in items])
         tasks = None
         if len(self.given_tasks) > 1:  # one task per clip; torch's generator, which a checkpoint keeps
             tasks = [self.given_tasks[i] for i in torch.randint(len(self.given_tasks), (len(clips),)).tolist()]
@@ -312,6 +349,8 @@ class VideoDomain(Domain):
         """bool ``[T]``: the frames a model trained with given frames is given for ``task``."""
         if task not in self.given_tasks:
             raise ValueError(f"cond.task={task} but this model was trained for given_tasks={list(self.given_tasks)}")
+        if task == "free":
+            return torch.zeros(self.frames, dtype=torch.bool)
         from .inverse import known_frames
 
         return known_frames(self.frames, task=task, given=self.given_frames, every=self.given_every)
@@ -342,28 +381,32 @@ class VideoDomain(Domain):
         if kind not in NETWORKS:
             raise ValueError(f"unknown video network kind {kind!r}; choose one of {NETWORKS}")
         options = dict((unet if kind == "unet" else dit) or {})
-        for fixed in ("in_channels", "num_classes"):
+        for fixed in ("in_channels", "num_classes", "vector_dim"):
             if fixed in options:
-                raise ValueError(f"network.{kind}.{fixed} is set by the domain (from the data and domain.conditional); "
-                                 "remove it")
+                raise ValueError(f"network.{kind}.{fixed} is set by the domain (from the data, domain.conditional and "
+                                 "domain.viscosities); remove it")
         context = self.given_frames > 0
         if options.pop("context", context) != context:
             raise ValueError(f"network.{kind}.context is set by the domain (domain.given_frames={self.given_frames}); "
                              "remove it")
         network = SpaceTimeUNet if kind == "unet" else SpaceTimeDiT
-        return network(self.shape[0], num_classes=self.num_classes if self.conditional else 0, context=context, **options)
+        return network(self.shape[0], num_classes=self.num_classes if self.conditional else 0,
+                       vector_dim=1 if self.viscosities else 0, context=context, **options)
 
     def condition(self, num_samples: int, *, generator: torch.Generator | None = None,
                   label: int | Sequence[int] | None = None, unconditional: bool = False,
-                  input: str | None = None, task: str | None = None) -> Cond:
+                  input: str | None = None, task: str | None = None, viscosity: float | None = None) -> Cond:
         """``{"label": [B]}`` for a conditional domain: ``label`` names the digits (37 or 73: a 3 and a 7),
         a list of them is repeated, and by default every sorted digit combination comes in turn.
         ``unconditional=True`` asks a conditional model for unconditional clips (inverse problems), and a
         model trained with given frames for free clips (none given: what ``loss.cond_dropout`` trained).
         A model trained with ``given_frames`` continues the clip ``input`` (``test:K`` or a ``.npy`` file,
         see ``inverse.read_input``): every sample is given its first frames, or with ``task=interpolate``
-        (a model trained for it, ``given_tasks``) every ``given_every``-th frame and the last."""
+        (a model trained for it, ``given_tasks``) every ``given_every``-th frame and the last, or with
+        ``task=free`` (no input) none. A model trained on ``viscosities`` is told ``viscosity`` (default:
+        the ``test:K`` input's own)."""
         given = self._given_input(num_samples, input, task, unconditional)
+        given.update(self._viscosity_condition(num_samples, viscosity, input, unconditional))
         if unconditional or not self.conditional:
             if label is not None:
                 why = "unconditional=true was requested" if unconditional else "the domain is unconditional"
@@ -394,6 +437,10 @@ class VideoDomain(Domain):
             if task is not None:
                 raise ValueError(f"cond.task={task} needs cond.input=test:K or cond.input=clip.npy (the clip to continue)")
             return {}
+        if task == "free":  # no frames given, the other conditions kept
+            if input is not None:
+                raise ValueError(f"cond.task=free gives no frames; drop cond.input={input}")
+            return self.given_condition(torch.zeros(num_samples, *self.shape), "free")
         if input is None:
             raise ValueError(f"this model forecasts from {self.given_frames} given frames: pass cond.input=test:K or "
                              "cond.input=clip.npy, or cond.unconditional=true for free clips (a model trained with "
@@ -402,6 +449,35 @@ class VideoDomain(Domain):
 
         clip = self.encode(read_input(self, input))
         return self.given_condition(clip.expand(num_samples, *clip.shape[1:]).contiguous(), task)
+
+    def _viscosity_condition(self, num_samples: int, viscosity: float | None, input: str | None,
+                             unconditional: bool) -> Cond:
+        """cond["vector"] for a model trained on ``viscosities``: the asked viscosity, else the ``test:K``
+        clip's; none for free clips of the condition-dropout kind (``unconditional``)."""
+        if not self.viscosities:
+            if viscosity is not None:
+                raise ValueError(f"cond.viscosity={viscosity} given but this model was not trained on several "
+                                 "viscosities (domain.viscosities); drop it")
+            return {}
+        if unconditional:
+            if viscosity is not None:
+                raise ValueError(f"cond.viscosity={viscosity} given with cond.unconditional=true, which drops every "
+                                 "condition; for free clips at a viscosity use cond.task=free (a model trained with it)")
+            return {}
+        from .turbulence import viscosity_vector
+
+        if viscosity is None:
+            if input is None or not input.startswith("test:"):
+                raise ValueError(f"this model is conditioned on the viscosity: pass cond.viscosity=NU (it was trained "
+                                 f"on {list(self.viscosities)})")
+            vector = self.dataset("test")[int(input.split(":", 1)[1])][1]
+        else:
+            low, high = min(self.viscosities), max(self.viscosities)
+            if not low <= viscosity <= high:
+                warnings.warn(f"cond.viscosity={viscosity} is outside the trained range [{low}, {high}]: an "
+                              "extrapolation the model was never trained for", stacklevel=2)
+            vector = torch.tensor(viscosity_vector(viscosity), dtype=torch.float32)
+        return {"vector": vector.expand(num_samples, -1).clone()}
 
     def template(self, num_samples: int, *, generator: torch.Generator | None = None,
                  cond: Cond | None = None) -> tuple[Tensor, Space]:
@@ -412,15 +488,20 @@ class VideoDomain(Domain):
         values = self.to_data(x.detach().cpu().float())
         labels = (cond or {}).get("label")
         labels = [None] * len(x) if labels is None else [int(v) for v in labels]
+        vectors = (cond or {}).get("vector") if self.viscosities else None
+        from .turbulence import VISCOSITY_REFERENCE
+
+        viscosities = ([None] * len(x) if vectors is None else
+                       [float(VISCOSITY_REFERENCE * 10 ** float(v[0])) for v in vectors])
         if self._standardised():
             mean, std = self.statistics()
             low, high = mean - 3 * std, mean + 3 * std
         else:
             low, high = -torch.ones(values.shape[1]), torch.ones(values.shape[1])
         out = []
-        for clip, label in zip(values, labels):
+        for clip, label, viscosity in zip(values, labels, viscosities):
             digits = video_data.label_digits(label, self.num_digits) if label is not None else None
-            out.append(DecodedClip(clip.numpy(), to_pixels(clip, low, high), label, digits))
+            out.append(DecodedClip(clip.numpy(), to_pixels(clip, low, high), label, digits, viscosity))
         return out
 
     def save(self, objects: Sequence[DecodedClip], out_dir: Path) -> list[Path]:
@@ -446,7 +527,10 @@ class VideoDomain(Domain):
                 else:
                     from .turbulence import to_dataset
 
-                    to_dataset(obj.values, self.field, frame_dt=self.simulation_spec().frame_dt).to_netcdf(path)
+                    dataset = to_dataset(obj.values, self.field, frame_dt=self.simulation_spec().frame_dt)
+                    dataset.attrs["viscosity"] = (self.simulation_spec().viscosity if obj.viscosity is None
+                                                  else obj.viscosity)
+                    dataset.to_netcdf(path)
                 files.append(path)
         return files
 

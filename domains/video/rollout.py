@@ -31,12 +31,13 @@ from .domain import VideoDomain
 @torch.no_grad()
 def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, given: Tensor, *, frames: int,
             sampler: str = "heun", steps: int = 20, grid: str = "karras", seed: int = 0, method: str = "replace",
-            progress: bool = False) -> Tensor:
+            progress: bool = False, cond: dict[str, Tensor] | None = None) -> Tensor:
     """Clips ``[B, C, frames, H, W]`` in data units that start with ``given [B, C, k, H, W]`` (data units).
 
     ``k`` must be the model's ``given_frames`` when it was trained with them; otherwise any
     ``0 < k < T``. Each window adds ``T - k`` frames; ``B`` clips are drawn together (repeat a start
-    to draw an ensemble)."""
+    to draw an ensemble). ``cond`` adds conditions every window is given, e.g. ``{"vector": [B, 1]}`` (the
+    viscosity, ``domain.condition(B, viscosity=NU)``) for a model trained on ``domain.viscosities``."""
     from sciffusion.samplers import prior_sample, sample
 
     c, window, h, w = domain.shape
@@ -53,6 +54,7 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
         raise ValueError("rollout of a class-conditional forecaster is not supported: cond['drop'] would drop the "
                          "given frames with the class; train it with domain.conditional=false")
     device = device_of(denoiser)
+    extra = {key: value.to(device) for key, value in (cond or {}).items()}
     clip = domain.encode(given.float()).to(device)
     known = torch.zeros(window, dtype=torch.bool, device=device)
     known[:k] = True
@@ -63,15 +65,15 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
         observed = torch.zeros(len(clip), c, window, h, w, device=device)
         observed[:, :, :k] = clip[:, :, -k:]
         if domain.given_frames:
-            guided, cond = denoiser, domain.given_condition(observed)
+            guided, window_cond = denoiser, {**extra, **domain.given_condition(observed)}
         else:
             mask = known[None, None, :, None, None]
             guided = known_values_guidance(denoiser, process, observed, mask, method=method, noise_std=0.0,
                                            scale=1.0, zeta=1.0, data_var=0.5, unconditional=domain.conditional)
-            cond = {}
+            window_cond = dict(extra)
         generator = torch.Generator(device).manual_seed(seed * 1_000_003 + index)
         x = prior_sample(process, observed, space=space, generator=generator)
-        x0 = sample(sampler, guided, x, ts, process=process, space=space, cond=cond, generator=generator)
+        x0 = sample(sampler, guided, x, ts, process=process, space=space, cond=window_cond, generator=generator)
         clip = torch.cat([clip, x0[:, :, k:]], dim=2)
     out = domain.to_data(clip[:, :, :frames].cpu())
     out[:, :, :k] = given.float()  # the given frames exactly, not their encode/decode round trip

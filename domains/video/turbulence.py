@@ -26,7 +26,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from .data import ClipArrays, _check_split
 
 SPLIT_BASE = {"train": 0, "val": 100_000, "test": 200_000}  # disjoint seed ranges per split
 FIELDS = ("vorticity", "velocity")
+VISCOSITY_REFERENCE = 1e-2  # viscosity_vector(1e-2) = [0]
 INSTALL = "the turbulence source needs phiflow: pip install 'sciffusion[video]' (or pip install phiflow==3.4.0)"
 
 
@@ -183,14 +184,34 @@ def as_field(velocity: np.ndarray, field: str) -> np.ndarray:
     return physics.vorticity(velocity)[:, None] if field == "vorticity" else np.asarray(velocity)
 
 
+def viscosity_vector(viscosity: float) -> list[float]:
+    """The physical parameter a viscosity-conditioned model is given (cond["vector"]): ``log10(nu / 1e-2)``.
+    A log scale because the flows differ by the ratio of viscosities (the dissipation rate ``nu k^2``);
+    the fixed reference keeps the same viscosity the same vector in every model."""
+    if not viscosity > 0:
+        raise ValueError(f"a viscosity must be > 0, got {viscosity}")
+    return [math.log10(viscosity / VISCOSITY_REFERENCE)]
+
+
 def turbulence_clips(split: str, *, frames: int, count: int, sim: Simulation, field: str = "vorticity",
-                     stride: int | None = None, seed: int = 0, progress: bool = True) -> ClipArrays:
-    """Clips ``[C, frames, H, W]`` cut every ``stride`` frames from ``count`` trajectories of ``split``."""
+                     stride: int | None = None, seed: int = 0, progress: bool = True,
+                     viscosities: list[float] | None = None) -> ClipArrays:
+    """Clips ``[C, frames, H, W]`` cut every ``stride`` frames from ``count`` trajectories of ``split``.
+    With ``viscosities``, ``count`` trajectories at each (the same seeds: the same initial states, decaying
+    at each viscosity), and every clip comes with ``viscosity_vector`` of its viscosity."""
     if frames > sim.length:
         raise ValueError(f"clips of {frames} frames do not fit trajectories of {sim.length}; raise "
                          "domain.simulation.length or lower domain.frames")
-    stacks = [as_field(v, field) for v in trajectories(split, count, sim, seed=seed, progress=progress)]
-    return ClipArrays(stacks, frames=frames, stride=stride, what=f"turbulence ({split} split)")
+    what = f"turbulence ({split} split)"
+    if viscosities is None:
+        stacks = [as_field(v, field) for v in trajectories(split, count, sim, seed=seed, progress=progress)]
+        return ClipArrays(stacks, frames=frames, stride=stride, what=what)
+    stacks, parameters = [], []
+    for nu in viscosities:
+        runs = trajectories(split, count, replace(sim, viscosity=float(nu)), seed=seed, progress=progress)
+        stacks += [as_field(v, field) for v in runs]
+        parameters += [viscosity_vector(nu)] * count
+    return ClipArrays(stacks, frames=frames, stride=stride, what=what, parameters=parameters)
 
 
 def to_dataset(values: np.ndarray, field: str, *, frame_dt: float):
