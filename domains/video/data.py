@@ -6,7 +6,9 @@ standardised per channel by the domain with statistics of the training split.
 
     moving_digits  two (``num_digits``) MNIST digits bouncing in an H x W canvas (Srivastava et al. 2015):
                    generated on access, deterministic from (seed, split, index)
-    clip_folder    a folder of ``.npy`` frame stacks ``[T, H, W]`` or ``[T, C, H, W]``, cut into clips
+    clip_folder    a folder of ``.npy`` frame stacks ``[T, H, W]`` or ``[T, C, H, W]`` and of video files
+                   (animated ``.gif``; ``.mp4``, ``.avi``, ``.mov``, ``.webm``, ``.mkv`` read with ffmpeg),
+                   cut into clips
     clip_store     an xarray/Zarr (or NetCDF) store whose variables have a ``time`` dimension
 """
 from __future__ import annotations
@@ -25,8 +27,13 @@ from torch.utils.data import Dataset
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = {"train": 0, "val": 1, "test": 2}  # part of every clip's seed: splits never share a trajectory
 MNIST_SIZE = 28
-FOLDER_LAYOUT = ("a folder of .npy files, each one frame stack [T, H, W] or [T, C, H, W] (uint8 0-255, or float "
-                 "in any units), all with the same C, H and W")
+NPY_SUFFIX, GIF_SUFFIX = ".npy", ".gif"
+FFMPEG_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv")  # read with imageio-ffmpeg's bundled ffmpeg
+FOLDER_SUFFIXES = (NPY_SUFFIX, GIF_SUFFIX) + FFMPEG_SUFFIXES
+FOLDER_LAYOUT = ("a folder (searched recursively) of .npy files, each one frame stack [T, H, W] or [T, C, H, W] "
+                 "(uint8 0-255, or float in any units), and/or of video files (" + ", ".join(FOLDER_SUFFIXES[1:]) +
+                 "; read as uint8, grey when every frame has R == G == B, else RGB), all with the same C, H and W; "
+                 "videos cannot be mixed with float .npy stacks")
 STORE_LAYOUT = ("an xarray-readable store (Zarr folder, NetCDF file) whose variables have dimensions (time, y, x) "
                 "or (time, channel, y, x), all on the same grid")
 
@@ -189,6 +196,53 @@ def _as_stack(array: np.ndarray, name: str) -> np.ndarray:
                      f"expected {FOLDER_LAYOUT}")
 
 
+def _grey_or_rgb(rgb: np.ndarray) -> np.ndarray:
+    """uint8 ``[T, H, W, 3]`` as ``[T, 1, H, W]`` when every pixel has R == G == B, else ``[T, 3, H, W]``."""
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all():
+        return np.ascontiguousarray(rgb[:, None, :, :, 0])
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+
+
+def read_gif(path: str | Path) -> np.ndarray:
+    """Every frame of a (possibly animated) GIF as uint8 ``[T, C, H, W]``, C = 1 for a grey palette, else 3."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as image:
+        rgb = np.stack([np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)])
+    return _grey_or_rgb(rgb)
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Every frame of a video file that ffmpeg reads (imageio-ffmpeg) as uint8 ``[T, C, H, W]``, C = 1 when
+    every frame is grey (R == G == B after decoding), else 3."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as error:
+        raise ImportError(f"reading the video {path} needs imageio-ffmpeg: pip install 'sciffusion[video]' (or pip "
+                          f"install imageio-ffmpeg), or convert it to a .npy frame stack [T, C, H, W]") from error
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = [np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in reader]
+    except (OSError, RuntimeError) as error:
+        raise ValueError(f"ffmpeg could not read {path} (a damaged or unsupported video? remove it from the folder "
+                         f"or convert it to a .npy frame stack): {error}") from error
+    finally:
+        reader.close()
+    if not frames:
+        raise ValueError(f"{path} has no frame ffmpeg could decode")
+    return _grey_or_rgb(np.stack(frames))
+
+
+def read_frame_stack(path: Path) -> np.ndarray:
+    """One file of a clip folder as ``[T, C, H, W]``: ``.npy`` memory-mapped, videos decoded to uint8."""
+    suffix = path.suffix.lower()
+    if suffix == NPY_SUFFIX:
+        return _as_stack(np.load(path, mmap_mode="r"), str(path))
+    return read_gif(path) if suffix == GIF_SUFFIX else read_video(path)
+
+
 def _same_grid(stacks: Sequence[np.ndarray], names: Sequence[str], layout: str) -> None:
     first = stacks[0].shape[1:]
     for stack, name in zip(stacks, names):
@@ -218,17 +272,22 @@ def split_stacks(stacks: list[np.ndarray], split: str, *, seed: int, val_fractio
 
 
 def clip_folder(root: str | Path, split: str, *, frames: int, stride: int | None = None, seed: int = 0) -> ClipArrays:
-    """Clips from every ``.npy`` file under ``root`` (searched recursively, in sorted order)."""
+    """Clips from every ``.npy`` frame stack and video file (``FOLDER_SUFFIXES``, any case) under ``root``
+    (searched recursively, in sorted order). Videos are decoded fully into uint8 ``[T, C, H, W]`` (grey
+    C = 1 when every frame has R == G == B, else RGB C = 3), so that their clips are mapped to [-1, 1] like
+    uint8 ``.npy`` stacks; ``.npy`` files stay memory-mapped."""
     folder = Path(root)
     if not folder.is_dir():
         raise FileNotFoundError(f"domain.root={str(root)!r} is not a folder; expected {FOLDER_LAYOUT}")
-    files = sorted(folder.rglob("*.npy"))
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
     if not files:
-        raise FileNotFoundError(f"no .npy file under {folder}; expected {FOLDER_LAYOUT}")
-    stacks = [_as_stack(np.load(path, mmap_mode="r"), str(path)) for path in files]
+        raise FileNotFoundError(f"no file with a suffix {'/'.join(FOLDER_SUFFIXES)} under {folder}; "
+                                f"expected {FOLDER_LAYOUT}")
+    stacks = [read_frame_stack(path) for path in files]
     _same_grid(stacks, [str(p) for p in files], FOLDER_LAYOUT)
     if len({s.dtype == np.uint8 for s in stacks}) > 1:
-        raise ValueError(f"the files under {folder} mix uint8 and float frame stacks; store them all one way")
+        raise ValueError(f"the files under {folder} mix uint8 (video files or uint8 .npy) and float frame stacks; "
+                         "store them all one way")
     return ClipArrays(split_stacks(stacks, split, seed=seed), frames=frames, stride=stride,
                       what=f"{folder} ({split} split)")
 
