@@ -9,7 +9,7 @@ writes ``domains/<package>/weights/<file>`` of that entry. ``--clear KEY`` sets 
 names a file on the training machine to null (a latent model's ``domain.autoencoder``: the
 autoencoder is embedded in the domain state, and a dangling path would only mislead a reader).
 Names shipped this way: hadisst_forecast_2step, spoken_digits_2step, digits_latent, spoken_digits_latent,
-turbulence_interpolate.
+turbulence_interpolate, turbulence_viscosity.
 """
 from __future__ import annotations
 

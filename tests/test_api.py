@@ -16,9 +16,10 @@ DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_jo
              "digits": "images", "digits_consistency": "images", "digits_latent": "latent",
              "spoken_digits_latent": "latent",
              "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather",
-             "turbulence": "video", "turbulence_interpolate": "video"}
+             "turbulence": "video", "turbulence_interpolate": "video", "turbulence_viscosity": "video"}
 COND = {"turbulence": {"unconditional": True},  # a forecaster: free clips need no given frames
-        "turbulence_interpolate": {"unconditional": True}}
+        "turbulence_interpolate": {"unconditional": True},
+        "turbulence_viscosity": {"task": "free", "viscosity": 1e-2}}  # free clips at a viscosity
 
 
 def _gone(*args, **kwargs):
