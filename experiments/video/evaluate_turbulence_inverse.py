@@ -317,8 +317,12 @@ def main() -> None:
                         help="extra sampling options for superres/assimilate, e.g. guidance.scale=2")
     parser.add_argument("--methods", nargs="+", default=list(INTERPOLATION), choices=list(INTERPOLATION),
                         help="the diffusion methods of --tasks interpolate")
+    parser.add_argument("--split", default="test", choices=["test", "val"],
+                        help="the clips of super-resolution and assimilation: val to choose settings, test to report")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.split != "test" and "interpolate" in args.tasks:
+        parser.error("--split val is for --tasks superres / assimilate; interpolation is scored on test clips")
 
     import sciffusion
 
@@ -340,13 +344,19 @@ def main() -> None:
         noise_var = (NOISE_STD[task] * std) ** 2
         rows: dict[str, dict[str, list[float]]] = {}
         seconds[task] = 0.0
+        clips = domain.dataset(args.split)
         for k in range(args.clips):
-            # window k of test trajectory k (9 windows of 16 frames, every 2nd frame, per 32-frame trajectory): other
+            # window k of trajectory k (9 windows of 16 frames, every 2nd frame, per 32-frame trajectory): other
             # flows at other stages of their decay
-            clip = k * (len(domain.dataset("test")) // len(domain.dataset("test").stacks)) + k
-            folder = args.out / task / f"clip_{clip}"
+            clip = k * (len(clips) // len(clips.stacks)) + k
+            folder = args.out / task / ("" if args.split == "test" else args.split) / f"clip_{clip}"
+            source = f"test:{clip}"
+            if args.split != "test":  # guidance.input takes test:K or a file: the clip in data units
+                folder.mkdir(parents=True, exist_ok=True)
+                source = str(folder / f"{args.split}_clip.npy")
+                np.save(source, clips[clip][0].numpy())
             seconds[task] += run_samples(args.checkpoint, [*TASKS[task], *args.guidance_options,
-                                                            f"guidance.input=test:{clip}"], args.members,
+                                                            f"guidance.input={source}"], args.members,
                                          args.steps, folder)
             truth = np.load(folder / "input.npy")[0].astype(np.float64)  # [T, H, W]
             members = np.stack([np.load(folder / f"sample_{m:05d}.npy")[0] for m in range(args.members)])
@@ -382,14 +392,14 @@ def main() -> None:
                 for key, value in scores.items():
                     rows.setdefault(name, {}).setdefault(key, []).append(float(value))
         results[task] = {name: {key: float(np.mean(v)) for key, v in scores.items()} for name, scores in rows.items()}
-    out = {"checkpoint": args.checkpoint, "clips": args.clips, "members": args.members, "steps": args.steps,
+    out = {"checkpoint": args.checkpoint, "split": args.split, "clips": args.clips, "members": args.members, "steps": args.steps,
            "tasks": {task: TASKS.get(task, INTERPOLATION) for task in args.tasks}, "guidance_options": args.guidance_options,
            "interpolator": args.interpolator, "interpolator_steps": args.interpolator_steps,
            "noise_std_model_units": NOISE_STD, "data_std": std, "sampling_seconds": seconds, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"scores_{'_'.join(args.tasks)}.json").write_text(json.dumps(out, indent=1) + "\n")
     for task, table in results.items():
-        print(f"\n{task} ({args.clips} test clips, {args.members} members; data std {std:.3f})")
+        print(f"\n{task} ({args.clips} {args.split} clips, {args.members} members; data std {std:.3f})")
         print("| method | RMSE | CRPS | spread | obs misfit | spectrum error |\n|---|---|---|---|---|---|")
         for name, s in table.items():
             print(f"| {name} | {s['rmse']:.3f} | {s['crps']:.3f} | {s['spread']:.3f} | {s['misfit']:.3f} | "
