@@ -149,7 +149,7 @@ def check_given_tasks(tasks: Sequence[str], every: int, given_frames: int, frame
 def check_viscosities(viscosities: Sequence[float] | None, source: str,
                       simulation: dict[str, Any]) -> tuple[float, ...] | None:
     """``domain.viscosities`` as a tuple of distinct positive floats, for source=turbulence only, with
-    ``simulation.viscosity`` null (one or the other names the viscosity)."""
+    ``simulation.viscosity`` null or absent (one or the other names the viscosity)."""
     if viscosities is None:
         if source == "turbulence" and "viscosity" in simulation and simulation["viscosity"] is None:
             raise ValueError("domain.simulation.viscosity=null needs domain.viscosities=[...] (the viscosities to "
@@ -163,7 +163,6 @@ def check_viscosities(viscosities: Sequence[float] | None, source: str,
     if simulation.get("viscosity") is not None:
         raise ValueError(f"domain.viscosities={list(values)} and domain.simulation.viscosity="
                          f"{simulation['viscosity']} both name the viscosity: set domain.simulation.viscosity=null")
-    simulation.pop("viscosity", None)
     return values
 
 
@@ -224,6 +223,8 @@ class VideoDomain(Domain):
         self.field, self.train_trajectories, self.eval_trajectories = field, train_trajectories, eval_trajectories
         self.simulation = dict(simulation or {})
         self.viscosities = check_viscosities(viscosities, source, self.simulation)
+        if self.viscosities:
+            self.simulation.pop("viscosity", None)  # null: simulation_spec sets each of them
         if not 0 <= given_frames < frames:
             raise ValueError(f"given_frames must be in 0..{frames - 1} (frames={frames}), got {given_frames}")
         self.given_tasks = check_given_tasks(given_tasks, given_every, given_frames, frames)
@@ -489,10 +490,9 @@ class VideoDomain(Domain):
         labels = (cond or {}).get("label")
         labels = [None] * len(x) if labels is None else [int(v) for v in labels]
         vectors = (cond or {}).get("vector") if self.viscosities else None
-        from .turbulence import VISCOSITY_REFERENCE
+        from .turbulence import viscosity_of
 
-        viscosities = ([None] * len(x) if vectors is None else
-                       [float(VISCOSITY_REFERENCE * 10 ** float(v[0])) for v in vectors])
+        viscosities = [None] * len(x) if vectors is None else [viscosity_of(v) for v in vectors]
         if self._standardised():
             mean, std = self.statistics()
             low, high = mean - 3 * std, mean + 3 * std

@@ -148,16 +148,26 @@ def cache_dir() -> Path:
     return sciffusion_cache_dir("video", "turbulence")
 
 
+def _settings(split: str, count: int, sim: Simulation, seed: int) -> dict:
+    return {"split": split, "count": count, "seed": seed, **asdict(sim)}
+
+
+def cache_path(split: str, count: int, sim: Simulation, *, seed: int = 0) -> Path:
+    """Where ``trajectories`` keeps these trajectories: keyed by every setting (is_file() says whether
+    they were simulated already)."""
+    key = hashlib.sha256(json.dumps(_settings(split, count, sim, seed), sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / f"{split}-{sim.size}px-{count}x{sim.length}-{key}.npy"
+
+
 def trajectories(split: str, count: int, sim: Simulation, *, seed: int = 0, cache: bool = True,
                  progress: bool = True) -> np.ndarray:
     """``count`` trajectories ``[count, length, 2, size, size]`` of ``split``, read from the cache when
-    it holds them (keyed by every setting), else simulated (a progress bar per chunk) and stored."""
+    it holds them (``cache_path``), else simulated (a progress bar per chunk) and stored."""
     _check_split(split)
     if count < 1:
         raise ValueError(f"need at least one trajectory for split {split!r}, got {count}")
-    settings = {"split": split, "count": count, "seed": seed, **asdict(sim)}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{split}-{sim.size}px-{count}x{sim.length}-{key}.npy"
+    settings = _settings(split, count, sim, seed)
+    path = cache_path(split, count, sim, seed=seed)
     if cache and path.is_file():
         return np.load(path, mmap_mode="r")
     from tqdm.auto import tqdm
@@ -191,6 +201,11 @@ def viscosity_vector(viscosity: float) -> list[float]:
     if not viscosity > 0:
         raise ValueError(f"a viscosity must be > 0, got {viscosity}")
     return [math.log10(viscosity / VISCOSITY_REFERENCE)]
+
+
+def viscosity_of(vector) -> float:
+    """The viscosity whose ``viscosity_vector`` is ``vector`` (its inverse)."""
+    return float(VISCOSITY_REFERENCE * 10 ** float(vector[0]))
 
 
 def turbulence_clips(split: str, *, frames: int, count: int, sim: Simulation, field: str = "vorticity",

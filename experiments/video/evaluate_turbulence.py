@@ -92,19 +92,28 @@ def perturbed_solver(velocity: np.ndarray, given: int, sim: turbulence.Simulatio
 def model_forecast(checkpoint: str, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
                    field: str, sampler: str = "heun", grid: str = "karras") -> np.ndarray:
     """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of the checkpoint's model from ``given``."""
-    import torch
-
     import sciffusion
-    from sciffusion_domains.video.rollout import rollout
 
     model = sciffusion.load(checkpoint)
     if model.domain.source != "turbulence" or model.domain.field != field:
         raise SystemExit(f"{checkpoint} models source={model.domain.source} field={getattr(model.domain, 'field', None)}; "
                          f"this evaluation scores turbulence {field} (--field)")
+    return rollout_members(model, given, frames, members=members, steps=steps, seed=seed, sampler=sampler, grid=grid)
+
+
+def rollout_members(model, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
+                    sampler: str = "heun", grid: str = "karras", cond: dict | None = None) -> np.ndarray:
+    """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of a loaded model from ``given [N, C, k, H, W]``;
+    ``cond`` holds per-clip conditions ``[N, ...]`` (e.g. the viscosity vector), repeated for the members."""
+    import torch
+
+    from sciffusion_domains.video.rollout import rollout
+
     k = given.shape[2]
     start = torch.from_numpy(np.tile(given, (members, 1, 1, 1, 1))).float()  # member-major: index m * N + n
+    cond = {key: value.repeat(members, *[1] * (value.dim() - 1)) for key, value in (cond or {}).items()}
     clips = rollout(model.denoiser, model.process, model.domain, start, frames=frames, sampler=sampler,
-                    steps=steps, grid=grid, seed=seed, progress=True).numpy()
+                    steps=steps, grid=grid, seed=seed, progress=True, cond=cond).numpy()
     return clips[:, :, k:].reshape(members, len(given), *clips.shape[1:2], frames - k, *clips.shape[3:])
 
 

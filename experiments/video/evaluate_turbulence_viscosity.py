@@ -43,10 +43,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_turbulence import fields, score  # noqa: E402  (the forecast scores of the fixed-viscosity script)
+from evaluate_turbulence import fields, rollout_members, score  # noqa: E402  (the fixed-viscosity script's)
 
 from sciffusion_domains.video import physics, turbulence  # noqa: E402
-from sciffusion_domains.video.metrics import mean_energy_spectrum  # noqa: E402
+from sciffusion_domains.video.metrics import field_metrics, mean_energy_spectrum  # noqa: E402
 
 FREE_STRIDE = 8  # free-clip references: every 8th 16-frame window of a trajectory (3 of 32 frames)
 
@@ -63,30 +63,24 @@ def windows(clips: np.ndarray, frames: int, stride: int) -> np.ndarray:
 
 
 def physics_scores(samples: np.ndarray, reference: np.ndarray) -> dict:
-    """Enstrophy ratio, spectrum error (shells 1..H/2) and decay of vorticity clips ``[N, 1, T, H, W]``."""
-    omega, truth = samples[:, 0], reference[:, 0]
-    ratio = physics.spectrum_log_ratio(mean_energy_spectrum(omega), mean_energy_spectrum(truth))
-    decay = enstrophy(omega[:, -1]) / enstrophy(omega[:, 0])
-    return {"clips": len(samples), "enstrophy_ratio": float(enstrophy(omega).mean() / enstrophy(truth).mean()),
-            "spectrum_log_error": float(np.abs(ratio[1:truth.shape[-1] // 2 + 1]).mean()),
-            "decay": float(decay.mean()), "decay_truth": float((enstrophy(truth[:, -1]) / enstrophy(truth[:, 0])).mean()),
-            "energy_spectrum": mean_energy_spectrum(omega).tolist()}
+    """``metrics.field_metrics`` of vorticity clips ``[N, 1, T, H, W]`` (enstrophy ratio, spectrum error
+    over shells 1..H/2, autocorrelation error), their decay and their mean energy spectrum."""
+    def decay(clips):
+        return float((enstrophy(clips[:, 0, -1]) / enstrophy(clips[:, 0, 0])).mean())
+
+    return {"clips": len(samples), **field_metrics(samples, reference, field="vorticity"),
+            "decay": decay(samples), "decay_truth": decay(reference),
+            "energy_spectrum": mean_energy_spectrum(samples[:, 0]).tolist()}
 
 
 def forecast(model, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
              viscosity: float | None) -> np.ndarray:
     """``[M, N, 1, frames - k, H, W]``: ``members`` rollouts from ``given [N, 1, k, H, W]``, told
     ``viscosity`` (None: a model without the parameter)."""
-    from sciffusion_domains.video.rollout import rollout
-
-    k = given.shape[2]
-    start = torch.from_numpy(np.tile(given, (members, 1, 1, 1, 1))).float()  # member-major: m * N + n
     cond = None
     if viscosity is not None:
-        cond = {"vector": torch.tensor(turbulence.viscosity_vector(viscosity)).expand(len(start), 1).clone()}
-    clips = rollout(model.denoiser, model.process, model.domain, start, frames=frames, sampler="heun", steps=steps,
-                    seed=seed, progress=True, cond=cond).numpy()
-    return clips[:, :, k:].reshape(members, len(given), 1, frames - k, *clips.shape[3:])
+        cond = {"vector": torch.tensor(turbulence.viscosity_vector(viscosity)).expand(len(given), 1).clone()}
+    return rollout_members(model, given, frames, members=members, steps=steps, seed=seed, cond=cond)
 
 
 def free_clips(model, count: int, *, viscosity: float | None, steps: int, seed: int) -> np.ndarray:
@@ -128,11 +122,11 @@ def evaluate(args, nu: float) -> dict:
     free = {"model": free_clips(model, args.free, viscosity=nu, steps=args.steps, seed=args.seed),
             "model_unconditioned": free_clips(model, args.free, viscosity=None, steps=args.steps, seed=args.seed)}
     free_scores = {name: physics_scores(clips, reference) for name, clips in free.items()}
-    if _cached("val", args.trajectories, sim):  # other initial states at the same viscosity
+    if turbulence.cache_path("val", args.trajectories, sim).is_file():  # other initial states at the same viscosity
         val = fields(turbulence.trajectories("val", args.trajectories, sim), "vorticity")
         free_scores["solver_val"] = physics_scores(windows(val, frames, FREE_STRIDE), reference)
     for other in args.viscosities:
-        if other != nu and _cached("test", args.trajectories, replace(sim, viscosity=other)):
+        if other != nu and turbulence.cache_path("test", args.trajectories, replace(sim, viscosity=other)).is_file():
             clips = fields(turbulence.trajectories("test", args.trajectories, replace(sim, viscosity=other)), "vorticity")
             free_scores[f"solver_nu={other:g}"] = physics_scores(windows(clips, frames, FREE_STRIDE), reference)
     np.save(Path(args.out) / f"free_nu_{nu:g}.npy", free["model"][:1].astype(np.float16))  # for the figure only
@@ -140,16 +134,6 @@ def evaluate(args, nu: float) -> dict:
             "truth": {"enstrophy_per_lead": enstrophy(target[:, 0]).mean(axis=0).tolist(),
                       "enstrophy_given": enstrophy(truth[:, 0, :k]).mean(axis=0).tolist()},
             "forecast": scores, "free": free_scores, "seconds": round(time.time() - started, 1)}
-
-
-def _cached(split: str, count: int, sim) -> bool:
-    """Whether the cache holds ``count`` trajectories of ``split`` with these settings (no simulation here)."""
-    import hashlib
-    from dataclasses import asdict
-
-    settings = {"split": split, "count": count, "seed": 0, **asdict(sim)}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return (turbulence.cache_dir() / f"{split}-{sim.size}px-{count}x{sim.length}-{key}.npy").is_file()
 
 
 LEADS = (1, 4, 8, 16, 28)
