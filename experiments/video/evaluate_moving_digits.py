@@ -68,9 +68,11 @@ def load_model(checkpoint: str, size: int | None):
 
 @torch.no_grad()
 def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor | None,
-               batch_size: int = 16) -> torch.Tensor:
-    """``count`` clips ``[N, C, T, H, W]`` in data units drawn with no given frames (dropped, for a
-    model trained with them), class-conditional on ``labels`` where the model is."""
+               batch_size: int = 16, frames: int | None = None, given: int = 4,
+               new_frames: int | None = None) -> torch.Tensor:
+    """``count`` clips ``[N, C, frames, H, W]`` in data units drawn with no given frames (dropped, for a
+    model trained with them), class-conditional on ``labels`` where the model is. Past the model's window
+    T, each clip is rolled out from its last ``given`` frames (``new_frames`` a window)."""
     from tqdm.auto import tqdm
 
     from sciffusion.samplers import prior_sample, sample
@@ -93,17 +95,28 @@ def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor
         x0 = sample(settings.sampler, denoiser, x, ts, process=process, space=DenseSpace(), cond=cond,
                     generator=generator, **settings.sampler_options)
         out.append(domain.to_data(x0.cpu()))
-    return torch.cat(out)
+    clips = torch.cat(out)
+    window = domain.shape[1]
+    if frames is not None and frames > window:
+        from sciffusion_domains.video.rollout import rollout
+
+        rest = rollout(model.denoiser, process, domain, clips[:, :, -given:], frames=frames - window + given,
+                       sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed + 1,
+                       new_frames=new_frames, progress=True)
+        clips = torch.cat([clips, rest[:, :, given:]], dim=2)
+    return clips
 
 
-def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int) -> torch.Tensor:
-    """Continuations ``[N, C, T, H, W]`` of each test clip's first ``given`` frames (``rollout.rollout``
-    over one window)."""
+def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
+              new_frames: int | None = None) -> torch.Tensor:
+    """Continuations ``[N, C, T, H, W]`` of each test clip's first ``given`` frames (``rollout.rollout``:
+    one window, or more past the model's window or with ``new_frames`` a window)."""
     from sciffusion_domains.video.rollout import rollout
 
     settings = model.settings(steps=steps)
     return rollout(model.denoiser, model.process, model.domain, test[:, :, :given], frames=test.shape[2],
-                   sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed, progress=True)
+                   sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed, progress=True,
+                   new_frames=new_frames)
 
 
 def to_pixels(clip: torch.Tensor) -> np.ndarray:
@@ -131,19 +144,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=20, help="sampler steps of the model")
     parser.add_argument("--given", type=int, default=4, help="frames given to forecasts (the model's given_frames)")
     parser.add_argument("--size", type=int, help="frame size (default: the checkpoint's, else 32)")
-    parser.add_argument("--frames", type=int, default=16, help="frames per clip without a checkpoint")
+    parser.add_argument("--frames", type=int, help="frames per clip (default: the model's window, else 16); past "
+                        "the window, model clips are rolled out")
+    parser.add_argument("--new-frames", type=int, help="frames a rollout window adds (default: all the window "
+                        "less the given frames)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.time()
     model = load_model(args.checkpoint, args.size) if args.checkpoint else None
     if model is not None:
-        _, frames, size, _ = model.domain.shape
+        _, window, size, _ = model.domain.shape
+        frames = args.frames or window
         if model.domain.given_frames and model.domain.given_frames != args.given:
             parser.error(f"the model forecasts from {model.domain.given_frames} given frames; pass --given "
                          f"{model.domain.given_frames}")
     else:
-        frames, size = args.frames, args.size or 32
+        frames, size = args.frames or 16, args.size or 32
     if not 0 < args.given < frames:
         parser.error(f"--given must be in 1..{frames - 1}")
     judge = judging.load_judge(size)
@@ -158,14 +175,16 @@ def main(argv: list[str] | None = None) -> dict:
         tick = time.time()
         conditional = model.domain.conditional
         pair_labels = torch.tensor([pair_label(d) for d in digits]) if conditional else None
-        rows["model_free"] = (free_clips(model, args.samples, steps=args.steps, seed=args.seed, labels=pair_labels),
+        rows["model_free"] = (free_clips(model, args.samples, steps=args.steps, seed=args.seed, labels=pair_labels,
+                                         frames=frames, given=args.given, new_frames=args.new_frames),
                               0, digits if conditional else None)
         seconds["model_free"] = round(time.time() - tick, 1)
         if conditional and model.domain.given_frames:
             print("skipping model_forecast: rollout of a class-conditional forecaster is not supported")
         else:
             tick = time.time()
-            rows["model_forecast"] = (forecasts(model, test, args.given, steps=args.steps, seed=args.seed),
+            rows["model_forecast"] = (forecasts(model, test, args.given, steps=args.steps, seed=args.seed,
+                                                new_frames=args.new_frames),
                                       args.given, digits)
             seconds["model_forecast"] = round(time.time() - tick, 1)
     ref_values = reference.numpy()

@@ -43,5 +43,19 @@ def test_rollout_checks_its_given_frames():
     free, denoiser, process = parts()
     with pytest.raises(ValueError, match="model's window"):
         rollout(denoiser, process, free, torch.zeros(1, 1, 4, 16, 16), frames=6)
+    with pytest.raises(ValueError, match="new_frames must be in 1..2"):
+        rollout(denoiser, process, free, torch.zeros(1, 1, 2, 16, 16), frames=6, new_frames=3)
     with pytest.raises(ValueError, match=r"\[B, C, k, H, W\]"):
         rollout(denoiser, process, free, torch.zeros(1, 1, 2, 8, 8), frames=6)
+
+
+def test_rollout_with_fewer_new_frames_a_window_keeps_the_first_of_each():
+    domain, denoiser, process = parts(given_frames=2)
+    start = torch.stack([domain.dataset("test")[i][0] for i in range(2)])[:, :, :2]
+    kwargs = dict(steps=2, sampler="euler", seed=5)
+    one_window = rollout(denoiser, process, domain, start, frames=4, **kwargs)  # 2 given + 2 new
+    strided = rollout(denoiser, process, domain, start, frames=5, new_frames=1, **kwargs)  # 3 windows of 1
+    assert strided.shape == (2, 1, 5, 16, 16) and torch.equal(strided[:, :, :2], start)
+    # window 0 is the same draw either way; a stride of 1 keeps only its first new frame
+    assert torch.equal(strided[:, :, 2], one_window[:, :, 2])
+    assert not torch.allclose(strided[:, :, 3], one_window[:, :, 3])
