@@ -3,9 +3,11 @@ what sampling needs (``training.for_sampling``: EMA weights, config, domain stat
 state completed as for the other shipped checkpoints (it samples without the data) and the measured
 sampling settings of ``sciffusion.shipped.SHIPPED[NAME]``. From the repository root:
 
-    python experiments/ship.py NAME RUN/checkpoints/last.ckpt [--clear domain.autoencoder]
+    python experiments/ship.py NAME RUN/checkpoints/last.ckpt [--clear domain.autoencoder] [--fp32]
 
-writes ``domains/<package>/weights/<file>`` of that entry. ``--clear KEY`` sets a config entry that
+writes ``domains/<package>/weights/<file>`` of that entry, its weights stored in float16 (half the file;
+loading casts them back to float32; what that changes in the samples: ``benchmarks/half_weights.py``)
+unless ``--fp32``. ``--clear KEY`` sets a config entry that
 names a file on the training machine to null (a latent model's ``domain.autoencoder``: the
 autoencoder is embedded in the domain state, and a dangling path would only mislead a reader).
 Names shipped this way: hadisst_forecast_2step, spoken_digits_2step, digits_latent, spoken_digits_latent,
@@ -22,7 +24,7 @@ from sciffusion.cli import build
 from sciffusion.training import for_sampling, load_checkpoint, save_checkpoint
 
 
-def ship(name: str, checkpoint: str, *, clear: tuple[str, ...] = ()) -> Path:
+def ship(name: str, checkpoint: str, *, clear: tuple[str, ...] = (), half: bool = True) -> Path:
     entry = shipped.SHIPPED[name]
     target = Path("domains") / entry.package / "weights" / entry.file
     state = load_checkpoint(checkpoint)
@@ -39,7 +41,7 @@ def ship(name: str, checkpoint: str, *, clear: tuple[str, ...] = ()) -> Path:
         node[last] = None
     state = dict(state, config=config, domain=domain.state_dict(),
                  sampling_defaults=dict(entry.best, measured=entry.measured))
-    save_checkpoint(for_sampling(state), target)
+    save_checkpoint(for_sampling(state, half=half), target)
     print(f"{name}: step {state['step']} -> {target} ({target.stat().st_size / 1e6:.1f} MB)")
     return target
 
@@ -49,8 +51,9 @@ def main() -> None:
     parser.add_argument("name", choices=shipped.names())
     parser.add_argument("checkpoint")
     parser.add_argument("--clear", action="append", default=[], help="a config entry to set to null (dotted key)")
+    parser.add_argument("--fp32", action="store_true", help="store the weights in float32 (twice the file)")
     args = parser.parse_args()
-    ship(args.name, args.checkpoint, clear=tuple(args.clear))
+    ship(args.name, args.checkpoint, clear=tuple(args.clear), half=not args.fp32)
 
 
 if __name__ == "__main__":

@@ -114,3 +114,38 @@ def _equal(a, b) -> bool:
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
     return a == b
+
+
+def test_half_weights_halve_a_sampling_checkpoint_and_load_back_within_float16_rounding(tmp_path):
+    from sciffusion.training import for_sampling, half_weights
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.BatchNorm1d(64), torch.nn.Linear(64, 8))
+    weights = net.state_dict()  # float32 weights and buffers, an int64 num_batches_tracked
+    state = {"step": 3, "config": {}, "domain": {"autoencoder": {"options": {}, "weights": {"w": torch.randn(4, 4)}},
+                                                  "mean": torch.zeros(2)},
+             "ema": {"decay": 0.99, "num_updates": 3, "module": weights}, "optimizer": {"state": {}}}
+    full, half = for_sampling(state), for_sampling(state, half=True)
+    assert "optimizer" not in half and half["model"] is half["ema"]["module"]  # one copy on disk
+    assert half["model"]["0.weight"].dtype == torch.float16
+    assert half["model"]["1.num_batches_tracked"].dtype == torch.int64  # only float32 tensors change
+    assert half["domain"]["autoencoder"]["weights"]["w"].dtype == torch.float16  # a latent domain's autoencoder
+    assert half["domain"]["mean"].dtype == torch.float32  # other domain state as it was
+    assert state["domain"]["autoencoder"]["weights"]["w"].dtype == torch.float32  # the input is left alone
+    assert full["model"]["0.weight"].dtype == torch.float32
+    save_checkpoint(full, tmp_path / "full.ckpt")
+    save_checkpoint(half, tmp_path / "half.ckpt")
+    assert (tmp_path / "half.ckpt").stat().st_size < 0.6 * (tmp_path / "full.ckpt").stat().st_size
+    loaded = load_checkpoint(tmp_path / "half.ckpt")["model"]
+    copy = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.BatchNorm1d(64), torch.nn.Linear(64, 8))
+    copy.load_state_dict(loaded)  # load_state_dict casts back into the float32 parameters
+    assert copy[0].weight.dtype == torch.float32
+    for key, value in weights.items():
+        if value.is_floating_point():  # each weight within float16's rounding, 2^-11 of itself
+            assert (copy.state_dict()[key] - value).abs().max() <= value.abs().max() * 2**-11
+    assert not torch.equal(copy[0].weight, net[0].weight)  # rounded, not stored twice at full precision
+    x = torch.randn(16, 64)
+    net.eval(), copy.eval()
+    torch.testing.assert_close(copy(x), net(x), rtol=0, atol=5e-3)
+    with pytest.raises(ValueError, match="beyond float16's range.*float32"):
+        half_weights({"w": torch.tensor([1e5])})

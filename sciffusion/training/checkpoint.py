@@ -60,15 +60,39 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 SHIPPED_KEYS = ("format", "version", "step", "config", "domain", "sampling_defaults")
 
 
-def for_sampling(state: dict[str, Any]) -> dict[str, Any]:
+def for_sampling(state: dict[str, Any], *, half: bool = False) -> dict[str, Any]:
     """A checkpoint reduced to what sampling needs (``SHIPPED_KEYS``), its EMA weights also stored as
     the model's (one copy on disk: the tensors are shared). It still starts new runs
-    (``train.init_from``); resuming needs the run's own checkpoint."""
+    (``train.init_from``); resuming needs the run's own checkpoint. ``half=True`` stores the weights'
+    float32 tensors as float16 (``half_weights``), and those of an autoencoder embedded in the domain's
+    state (a latent domain's ``autoencoder.weights``): half the file."""
     slim = {key: state[key] for key in SHIPPED_KEYS if key in state}
     ema = state["ema"]
-    slim["model"] = ema["module"]
-    slim["ema"] = {"decay": ema["decay"], "num_updates": ema["num_updates"], "module": ema["module"]}
+    module = half_weights(ema["module"]) if half else ema["module"]
+    autoencoder = (slim.get("domain") or {}).get("autoencoder")
+    if half and isinstance(autoencoder, dict) and isinstance(autoencoder.get("weights"), dict):
+        slim["domain"] = dict(slim["domain"], autoencoder=dict(autoencoder, weights=half_weights(autoencoder["weights"])))
+    slim["model"] = module
+    slim["ema"] = {"decay": ema["decay"], "num_updates": ema["num_updates"], "module": module}
     return slim
+
+
+def half_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` with float32 tensors stored as float16, the others (integers, float64) as they are.
+
+    For files that only sample: loading casts them back (``load_state_dict`` copies into the float32
+    parameters), and float16's 11-bit mantissa rounds each weight by at most 2^-11 of itself, which moves
+    a network's output far less than its own sampling noise (measured per shipped model:
+    ``benchmarks/half_weights.py``). A weight beyond float16's range (65504) would become inf: refused."""
+    out = {}
+    for key, value in weights.items():
+        if torch.is_tensor(value) and value.dtype == torch.float32:
+            if value.numel() and value.abs().max() > torch.finfo(torch.float16).max:
+                raise ValueError(f"weight {key} holds {value.abs().max().item():.3g}, beyond float16's range; "
+                                 "store this checkpoint in float32 (half=False)")
+            value = value.to(torch.float16)
+        out[key] = value
+    return out
 
 
 def _reason(err: BaseException) -> str:

@@ -2,7 +2,9 @@
 the domain state (atom-count histogram, class frequencies) and the sampling settings that measured
 best, without the optimiser, schedule and RNG states that only resuming needs (half the size).
 
-    python experiments/molecules/joint/ship.py RUN_DIR OUT.ckpt --sampler ddpm --steps 100 [--cfg-scale 2] --measured "..."
+    python experiments/molecules/joint/ship.py RUN_DIR OUT.ckpt --sampler ddpm --steps 100 [--cfg-scale 2] --measured "..." [--fp32]
+
+The weights are stored in float16 (half again; loading casts them back) unless ``--fp32``.
 
 The run's own ``checkpoints/last.ckpt`` stays the resumable one.
 """
@@ -24,9 +26,10 @@ def main() -> None:
     parser.add_argument("--categorical", default="posterior")
     parser.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance by default (conditional models)")
     parser.add_argument("--measured", default="")
+    parser.add_argument("--fp32", action="store_true", help="store the weights in float32 (twice the file)")
     args = parser.parse_args()
     state = load_checkpoint(Path(args.run) / "checkpoints" / "last.ckpt")
-    shipped = for_sampling(state)
+    shipped = for_sampling(state, half=not args.fp32)
     shipped["sampling_defaults"] = {"sampler": args.sampler, "steps": args.steps, "grid": args.grid,
                                     "guidance": None if args.cfg_scale is None else {"name": "cfg", "scale": args.cfg_scale},
                                     "sampler_options": {"categorical": args.categorical},

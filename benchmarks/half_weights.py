@@ -1,0 +1,103 @@
+"""What storing a shipped checkpoint's weights in float16 (``training.half_weights``) does to its samples.
+
+For each shipped model: its file size with float32 and with float16 weights (the latent models' embedded
+autoencoder too), and how far samples move when the weights are rounded to float16 and back, everything
+else equal (same seed, the checkpoint's default sampler settings, ``--samples`` samples):
+
+    relative change   ||x16 - x32|| / ||x32|| over the float parts of the raw samples (positions, pixels,
+                      latents, spectrograms); a chaotic sampler amplifies a tiny change in the network
+    flipped           the share of categorical entries (atom types, charges, bonds) that differ
+
+    python benchmarks/half_weights.py [--samples 8] [--names qm9_joint turbulence old/qm9_joint_cpu.ckpt]
+
+Run it on float32 files, those of commit dddf7b2 (``git show dddf7b2:domains/molecules/weights/
+qm9_joint_cpu.ckpt > /tmp/qm9_joint_cpu.ckpt``, then ``--names /tmp/qm9_joint_cpu.ckpt``); on files
+already stored in float16 the round trip changes nothing and every row reads 0. Prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from pathlib import Path
+
+import torch
+
+import sciffusion
+from sciffusion import shipped
+from sciffusion.training import for_sampling, load_checkpoint
+
+
+def halved_size(path) -> tuple[int, int]:
+    """(bytes as stored, bytes with float16 weights and autoencoder)."""
+    state = load_checkpoint(path)
+    slim = for_sampling(state, half=True)
+    buffer = io.BytesIO()
+    torch.save(slim, buffer)
+    return path.stat().st_size, buffer.tell()
+
+
+@torch.no_grad()
+def round_trip(module: torch.nn.Module) -> None:
+    """Every float32 parameter and buffer rounded to float16 and back, in place."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dtype == torch.float32:
+            tensor.copy_(tensor.to(torch.float16).float())
+
+
+#: Conditions for models that need some to sample (forecasters draw free clips here), as in tests/test_api.py
+COND = {"turbulence": {"unconditional": True}, "turbulence_interpolate": {"unconditional": True},
+        "turbulence_viscosity": {"task": "free", "viscosity": 1e-2}}
+
+
+def parts(x) -> dict[str, torch.Tensor]:
+    return dict(x) if isinstance(x, dict) else {"x": x}
+
+
+def compare(name: str, samples: int) -> dict:
+    exact, rounded = sciffusion.load(name), sciffusion.load(name)
+    round_trip(rounded.denoiser)
+    if getattr(rounded.domain, "_autoencoder", None) is not None:  # a latent model decodes with it
+        round_trip(rounded.domain._autoencoder)
+    settings = exact.settings()
+    out = []
+    for model in (exact, rounded):
+        torch.manual_seed(0)
+        out.append(model.draw(samples, settings, cond=COND.get(name), seed=0, batch_size=samples, progress=False))
+    num = den = 0.0
+    flipped = total = 0
+    for a, b in zip(*out):
+        pa, pb = parts(a.x), parts(b.x)
+        for key in pa:
+            if pa[key].is_floating_point():
+                num += float((pa[key].double() - pb[key].double()).pow(2).sum())
+                den += float(pa[key].double().pow(2).sum())
+            else:
+                flipped += int((pa[key] != pb[key]).sum())
+                total += pa[key].numel()
+    return {"relative": (num / den) ** 0.5 if den else float("nan"),
+            "flipped": flipped / total if total else None, "settings": f"{settings.sampler} {settings.steps}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--names", nargs="*", help="shipped names or checkpoint files (default: every shipped model present)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    names = args.names or [n for n in sorted(shipped.SHIPPED) if shipped.SHIPPED[n].path() is not None]
+    print(f"{args.samples} samples a model, seed 0, the checkpoint's default settings\n")
+    print("| model | file (MB) | float16 (MB) | relative change of the samples | categorical entries flipped | sampler, steps | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        tick = time.time()
+        path = Path(name) if Path(name).is_file() else shipped.SHIPPED[name].path()
+        before, after = halved_size(path)
+        result = compare(name, args.samples)
+        flipped = "-" if result["flipped"] is None else f"{result['flipped']:.4f}"
+        print(f"| {name} | {before / 1e6:.2f} | {after / 1e6:.2f} | {result['relative']:.2e} | {flipped} | "
+              f"{result['settings']} | {time.time() - tick:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
