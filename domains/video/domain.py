@@ -407,7 +407,7 @@ class VideoDomain(Domain):
         ``task=free`` (no input) none. A model trained on ``viscosities`` is told ``viscosity`` (default:
         the ``test:K`` input's own)."""
         given = self._given_input(num_samples, input, task, unconditional)
-        given.update(self._viscosity_condition(num_samples, viscosity, input, unconditional))
+        given.update(self.viscosity_condition(num_samples, viscosity, input, unconditional))
         if unconditional or not self.conditional:
             if label is not None:
                 why = "unconditional=true was requested" if unconditional else "the domain is unconditional"
@@ -451,8 +451,8 @@ class VideoDomain(Domain):
         clip = self.encode(read_input(self, input))
         return self.given_condition(clip.expand(num_samples, *clip.shape[1:]).contiguous(), task)
 
-    def _viscosity_condition(self, num_samples: int, viscosity: float | None, input: str | None,
-                             unconditional: bool) -> Cond:
+    def viscosity_condition(self, num_samples: int, viscosity: float | None, input: str | None,
+                            unconditional: bool) -> Cond:
         """cond["vector"] for a model trained on ``viscosities``: the asked viscosity, else the ``test:K``
         clip's; none for free clips of the condition-dropout kind (``unconditional``)."""
         if not self.viscosities:
@@ -486,13 +486,18 @@ class VideoDomain(Domain):
 
     # -- outputs ---------------------------------------------------------------------------------
     def decode(self, x: Tensor, space: Space, cond: Cond | None = None) -> list[DecodedClip]:
-        values = self.to_data(x.detach().cpu().float())
+        return self.clips(self.to_data(x.detach().cpu().float()), cond)
+
+    def clips(self, values: Tensor, cond: Cond | None = None) -> list[DecodedClip]:
+        """``DecodedClip`` objects of clips ``[B, C, T, H, W]`` already in data units (any number of frames:
+        a rollout's), with the labels and viscosities of ``cond``."""
+        values = values.detach().cpu().float()
         labels = (cond or {}).get("label")
-        labels = [None] * len(x) if labels is None else [int(v) for v in labels]
+        labels = [None] * len(values) if labels is None else [int(v) for v in labels]
         vectors = (cond or {}).get("vector") if self.viscosities else None
         from .turbulence import viscosity_of
 
-        viscosities = [None] * len(x) if vectors is None else [viscosity_of(v) for v in vectors]
+        viscosities = [None] * len(values) if vectors is None else [viscosity_of(v) for v in vectors]
         if self._standardised():
             mean, std = self.statistics()
             low, high = mean - 3 * std, mean + 3 * std

@@ -13,9 +13,27 @@ model was trained for them:
 
 The clip returned keeps the given frames exactly; window w draws its noise from a generator seeded by
 (seed, w), so a rollout is reproducible and its windows are independent draws.
+
+From the command line (the domain's files per member, ``figure.png`` and ``rollout.json``):
+
+    python -m sciffusion_domains.video.rollout checkpoint=turbulence input=test:0 frames=48 members=4 out_dir=roll
+    python -m sciffusion_domains.video.rollout checkpoint=turbulence_viscosity input=test:0 viscosity=3e-3 ...
+    python -m sciffusion_domains.video.rollout checkpoint=RUN/checkpoints/last.ckpt input=clip.npy given=4 ...
+
+``input`` is ``test:K`` or a ``.npy`` clip ``[C, T, H, W]`` (or ``[T, H, W]``) whose first ``given`` frames
+start the rollout; ``given`` defaults to the model's ``given_frames``. Settings left out (``sampler``,
+``steps``, ``grid``) are the checkpoint's.
 """
 from __future__ import annotations
 
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -83,3 +101,91 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
     out = domain.to_data(clip[:, :, :frames].cpu())
     out[:, :, :k] = given.float()  # the given frames exactly, not their encode/decode round trip
     return out
+
+
+@dataclass
+class RolloutOptions:
+    checkpoint: str = "???"
+    input: str = "test:0"
+    frames: int | None = None  # default: twice the model's window
+    given: int | None = None  # default: the model's given_frames
+    members: int = 4
+    new_frames: int | None = None
+    viscosity: float | None = None  # a model trained on domain.viscosities (default: a test:K input's own)
+    sampler: str | None = None
+    steps: int | None = None
+    grid: str | None = None
+    method: str = "replace"  # how a model trained without given frames is given them (inpainting)
+    seed: int = 0
+    out_dir: str = "rollout"
+
+
+def given_frames(domain: VideoDomain, input: str, given: int) -> Tensor:
+    """The first ``given`` frames ``[1, C, given, H, W]`` (data units) of ``test:K`` or a ``.npy`` clip."""
+    from .inverse import read_input
+
+    c, _, h, w = domain.shape
+    if input.startswith("test:"):
+        clip = read_input(domain, input)
+    else:
+        if not Path(input).is_file():
+            raise FileNotFoundError(f"input={input!r} is neither test:K nor a .npy file; give the clip to continue")
+        clip = torch.from_numpy(np.load(input)).float()
+        clip = (clip[None] if clip.dim() == 3 else clip)[None]
+        if clip.dim() != 5 or (clip.shape[1], clip.shape[3], clip.shape[4]) != (c, h, w):
+            raise ValueError(f"input={input!r} holds an array of shape {tuple(clip.shape[1:])}; the model's frames are "
+                             f"[C, H, W] = {(c, h, w)}: give [C, T, H, W] (or [T, H, W] for one channel)")
+    if clip.shape[2] < given:
+        raise ValueError(f"input={input!r} holds {clip.shape[2]} frames; the rollout starts from {given}")
+    return clip[:, :, :given]
+
+
+def run(opts: RolloutOptions) -> dict:
+    import sciffusion
+
+    start = time.time()
+    model = sciffusion.load(opts.checkpoint)
+    domain = model.domain
+    if not isinstance(domain, VideoDomain):
+        raise SystemExit(f"checkpoint={opts.checkpoint} models the {domain.name} domain; a rollout needs a video model")
+    window = domain.shape[1]
+    given = opts.given or domain.given_frames
+    if not given:
+        raise SystemExit("this model was trained without given frames: say how many frames start the rollout (given=K)")
+    frames = opts.frames or 2 * window
+    start_frames = given_frames(domain, opts.input, given).expand(opts.members, -1, -1, -1, -1)
+    # what every window is given besides the frames: a viscosity model's viscosity (asked, else test:K's own)
+    cond = domain.viscosity_condition(opts.members, opts.viscosity, opts.input, unconditional=False)
+    settings = model.settings(sampler=opts.sampler, steps=opts.steps, grid=opts.grid)
+    print(f"rollout: {opts.members} members of {frames} frames from {given} given, {settings.describe()}", flush=True)
+    clips = rollout(model.denoiser, model.process, domain, start_frames, frames=frames, sampler=settings.sampler,
+                    steps=settings.steps, grid=settings.grid, seed=opts.seed, method=opts.method, progress=True,
+                    cond=cond, new_frames=opts.new_frames)
+    objects = domain.clips(clips, cond)
+    out_dir = Path(opts.out_dir)
+    files = domain.save(objects, out_dir) + [domain.figure(objects, out_dir / "figure.png", max_frames=frames)]
+    result = {"options": asdict(opts), "frames": frames, "given": given, "window": window,
+              "sampling": settings.describe(), "files": [str(f) for f in files], "seconds": round(time.time() - start, 1)}
+    (out_dir / "rollout.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def parse(argv: Sequence[str]) -> RolloutOptions:
+    """``key=value`` arguments (OmegaConf's syntax) into the options."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(OmegaConf.structured(RolloutOptions), OmegaConf.from_dotlist(list(argv)))
+    opts = RolloutOptions(**OmegaConf.to_container(cfg, resolve=True))
+    if opts.checkpoint == "???":
+        raise SystemExit("give checkpoint=NAME_OR_PATH (a shipped video model such as turbulence, or a run's .ckpt)")
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    opts = parse(sys.argv[1:] if argv is None else argv)
+    result = run(opts)
+    print(f"rollout: wrote {opts.out_dir} ({len(result['files'])} files) in {result['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -59,3 +59,52 @@ def test_rollout_with_fewer_new_frames_a_window_keeps_the_first_of_each():
     # window 0 is the same draw either way; a stride of 1 keeps only its first new frame
     assert torch.equal(strided[:, :, 2], one_window[:, :, 2])
     assert not torch.allclose(strided[:, :, 3], one_window[:, :, 3])
+
+
+def test_the_rollout_command_continues_a_clip_past_the_window_and_writes_the_domains_files(tmp_path):
+    """``python -m sciffusion_domains.video.rollout`` with the shipped viscosity model, from a .npy clip (no
+    data on disk): the given frames come back exactly, every member has the asked length, and the viscosity
+    asked is the one every window was given and the NetCDF records."""
+    import json
+
+    import numpy as np
+    import xarray as xr
+
+    from sciffusion_domains.video import rollout as rollout_module
+
+    clip = np.random.default_rng(0).normal(size=(1, 6, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "clip.npy", clip)
+    out = tmp_path / "roll"
+    rollout_module.main(["checkpoint=turbulence_viscosity", f"input={tmp_path / 'clip.npy'}", "frames=21",
+                         "members=2", "steps=2", "viscosity=3e-3", "new_frames=6", f"out_dir={out}"])
+    result = json.loads((out / "rollout.json").read_text())
+    assert result["frames"] == 21 and result["given"] == 4 and result["window"] == 16
+    for member in range(2):
+        values = np.load(out / f"sample_0000{member}.npy")
+        assert values.shape == (1, 21, 32, 32)
+        np.testing.assert_array_equal(values[:, :4], clip[:, :4])  # the given frames, bit for bit
+        dataset = xr.open_dataset(out / f"sample_0000{member}.nc")
+        assert dataset.sizes["time"] == 21 and dataset.attrs["viscosity"] == pytest.approx(3e-3, rel=1e-6)
+    assert (out / "figure.png").is_file() and (out / "sample_00000.gif").is_file()
+    assert not np.allclose(np.load(out / "sample_00000.npy")[:, 4:], np.load(out / "sample_00001.npy")[:, 4:])
+
+
+def test_the_rollout_command_names_what_is_wrong(tmp_path):
+    import numpy as np
+
+    from sciffusion_domains.video import rollout as rollout_module
+
+    with pytest.raises(SystemExit, match="give checkpoint="):
+        rollout_module.parse([])
+    np.save(tmp_path / "short.npy", np.zeros((2, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="holds 2 frames; the rollout starts from 4"):
+        rollout_module.main(["checkpoint=turbulence", f"input={tmp_path / 'short.npy'}", f"out_dir={tmp_path}"])
+    np.save(tmp_path / "wide.npy", np.zeros((6, 16, 16), np.float32))
+    with pytest.raises(ValueError, match=r"\[C, H, W\] = \(1, 32, 32\)"):
+        rollout_module.main(["checkpoint=turbulence", f"input={tmp_path / 'wide.npy'}", f"out_dir={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="neither test:K nor a .npy"):
+        rollout_module.main(["checkpoint=turbulence", "input=nowhere.npy", f"out_dir={tmp_path}"])
+    np.save(tmp_path / "ok.npy", np.zeros((6, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="not trained on several viscosities"):
+        rollout_module.main(["checkpoint=turbulence", f"input={tmp_path / 'ok.npy'}", "viscosity=1e-3",
+                             f"out_dir={tmp_path}"])
