@@ -204,8 +204,9 @@ def viscosity_vector(viscosity: float) -> list[float]:
 
 
 def viscosity_of(vector) -> float:
-    """The viscosity whose ``viscosity_vector`` is ``vector`` (its inverse)."""
-    return float(VISCOSITY_REFERENCE * 10 ** float(vector[0]))
+    """The viscosity whose ``viscosity_vector`` is ``vector`` (its inverse), to the 7 significant digits a
+    float32 vector holds (3e-3, not 0.0029999998564600406)."""
+    return float(f"{VISCOSITY_REFERENCE * 10 ** float(vector[0]):.7g}")
 
 
 def turbulence_clips(split: str, *, frames: int, count: int, sim: Simulation, field: str = "vorticity",

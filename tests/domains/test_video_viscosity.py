@@ -44,6 +44,8 @@ def test_the_viscosity_vector_is_its_log_ratio_to_1e_2():
     assert turbulence.viscosity_vector(3e-2) == pytest.approx([math.log10(3)])
     with pytest.raises(ValueError, match="viscosity must be > 0"):
         turbulence.viscosity_vector(0.0)
+    for nu in (1e-3, 3e-3, 5.5e-3, 3e-2):  # back from the float32 vector a model is given, as the user wrote it
+        assert turbulence.viscosity_of(torch.tensor(turbulence.viscosity_vector(nu), dtype=torch.float32)) == nu
 
 
 def test_bad_viscosity_options_are_named():
