@@ -75,9 +75,10 @@ def demo_steps(out: Path) -> list[tuple[str, str, list[str]]]:
                        "inits=[2017-03,2017-09,2018-03,2018-09,2019-03,2019-09]", "steps=10", "observations=100", f"out_dir={out / 'weather'}"]))
     if (ckpt := shipped("video", "turbulence_forecast.ckpt")) is not None:  # simulates the 8 test flows once (~1 min)
         steps.append(("video", "2-D turbulence (vorticity) continued from the first 4 frames of a held-out "
-                      "solver trajectory (GIF, MP4, NetCDF, frame grid)",
-                      ["-m", "sciffusion.cli.sample", f"checkpoint={ckpt}", "num_samples=4", "batch_size=4",
-                       "cond.input=test:0", f"out_dir={out / 'video'}"]))
+                      "solver trajectory and rolled out to 32 frames, twice the model's window (GIF, MP4, NetCDF, "
+                      "frame grid)",
+                      ["-m", "sciffusion_domains.video.rollout", f"checkpoint={ckpt}", "members=4", "frames=32",
+                       "input=test:0", f"out_dir={out / 'video'}"]))
     if (ckpt := shipped("audio", "spoken_digits.ckpt")) is not None:
         steps.append(("audio", "spoken digits with classifier-free guidance as WAV and spectrograms, with classifier "
                                "metrics", ["-m", "sciffusion.cli.evaluate", f"checkpoint={ckpt}", "num_samples=20",

@@ -79,6 +79,7 @@ def test_the_rollout_command_continues_a_clip_past_the_window_and_writes_the_dom
                          "members=2", "steps=2", "viscosity=3e-3", "new_frames=6", f"out_dir={out}"])
     result = json.loads((out / "rollout.json").read_text())
     assert result["frames"] == 21 and result["given"] == 4 and result["window"] == 16
+    assert result["figure_every"] == 2  # at most 16 frames a member in figure.png
     for member in range(2):
         values = np.load(out / f"sample_0000{member}.npy")
         assert values.shape == (1, 21, 32, 32)
