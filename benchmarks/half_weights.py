@@ -11,8 +11,9 @@ else equal (same seed, the checkpoint's default sampler settings, ``--samples`` 
     python benchmarks/half_weights.py [--samples 8] [--names qm9_joint turbulence old/qm9_joint_cpu.ckpt]
 
 Run it on float32 files, those of commit dddf7b2 (``git show dddf7b2:domains/molecules/weights/
-qm9_joint_cpu.ckpt > /tmp/qm9_joint_cpu.ckpt``, then ``--names /tmp/qm9_joint_cpu.ckpt``); on files
-already stored in float16 the round trip changes nothing and every row reads 0. Prints a Markdown table.
+qm9_joint_cpu.ckpt > /tmp/qm9_joint_cpu.ckpt``, then ``--names /tmp/qm9_joint_cpu.ckpt``; a copy keeps
+its shipped file name, which says which conditions it samples with); on files already stored in float16
+the round trip changes nothing and every row reads 0. Prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ import torch
 
 import sciffusion
 from sciffusion import shipped
-from sciffusion.training import for_sampling, load_checkpoint
+from sciffusion.training import for_sampling
 
 
-def halved_size(path) -> tuple[int, int]:
-    """(bytes as stored, bytes with float16 weights and autoencoder)."""
-    state = load_checkpoint(path)
+def halved_size(model, path) -> tuple[int, int]:
+    """(bytes as stored, bytes of the same sampling checkpoint with float16 weights and autoencoder)."""
+    weights = model.denoiser.state_dict()
+    state = {"step": model.step, "config": model.config, "domain": model.domain.state_dict(),
+             "sampling_defaults": model.sampling_defaults,
+             "ema": {"decay": 0.0, "num_updates": 0, "module": weights}}
     slim = for_sampling(state, half=True)
     buffer = io.BytesIO()
     torch.save(slim, buffer)
@@ -50,12 +54,18 @@ COND = {"turbulence": {"unconditional": True}, "turbulence_interpolate": {"uncon
         "turbulence_viscosity": {"task": "free", "viscosity": 1e-2}}
 
 
+def shipped_name(name: str) -> str:
+    """The shipped name of ``name``, or of a checkpoint file named as a shipped one (a float32 copy)."""
+    return next((n for n, e in shipped.SHIPPED.items() if Path(name).name == e.file), name)
+
+
 def parts(x) -> dict[str, torch.Tensor]:
     return dict(x) if isinstance(x, dict) else {"x": x}
 
 
 def compare(name: str, samples: int) -> dict:
     exact, rounded = sciffusion.load(name), sciffusion.load(name)
+    before, after = halved_size(exact, Path(exact.source))
     round_trip(rounded.denoiser)
     if getattr(rounded.domain, "_autoencoder", None) is not None:  # a latent model decodes with it
         round_trip(rounded.domain._autoencoder)
@@ -63,7 +73,7 @@ def compare(name: str, samples: int) -> dict:
     out = []
     for model in (exact, rounded):
         torch.manual_seed(0)
-        out.append(model.draw(samples, settings, cond=COND.get(name), seed=0, batch_size=samples, progress=False))
+        out.append(model.draw(samples, settings, cond=COND.get(shipped_name(name)), seed=0, batch_size=samples, progress=False))
     num = den = 0.0
     flipped = total = 0
     for a, b in zip(*out):
@@ -75,7 +85,7 @@ def compare(name: str, samples: int) -> dict:
             else:
                 flipped += int((pa[key] != pb[key]).sum())
                 total += pa[key].numel()
-    return {"relative": (num / den) ** 0.5 if den else float("nan"),
+    return {"before": before, "after": after, "relative": (num / den) ** 0.5 if den else float("nan"),
             "flipped": flipped / total if total else None, "settings": f"{settings.sampler} {settings.steps}"}
 
 
@@ -91,9 +101,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name in names:
         tick = time.time()
-        path = Path(name) if Path(name).is_file() else shipped.SHIPPED[name].path()
-        before, after = halved_size(path)
         result = compare(name, args.samples)
+        before, after = result["before"], result["after"]
         flipped = "-" if result["flipped"] is None else f"{result['flipped']:.4f}"
         print(f"| {name} | {before / 1e6:.2f} | {after / 1e6:.2f} | {result['relative']:.2e} | {flipped} | "
               f"{result['settings']} | {time.time() - tick:.0f} |", flush=True)
