@@ -123,6 +123,9 @@ def test_half_weights_halve_a_sampling_checkpoint_and_load_back_within_float16_r
     net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.BatchNorm1d(64), torch.nn.Linear(64, 8))
     weights = net.state_dict()  # float32 weights and buffers, an int64 num_batches_tracked
     state = {"step": 3, "config": {}, "domain": {"autoencoder": {"options": {}, "weights": {"w": torch.randn(4, 4)}},
+                                                  "base": {"critic": {"options": {"depth": 2},
+                                                                      "weights": {"v": torch.randn(3)}}},
+                                                  "grid": {"weights": {"area": torch.rand(5)}},  # data, not a network
                                                   "mean": torch.zeros(2)},
              "ema": {"decay": 0.99, "num_updates": 3, "module": weights}, "optimizer": {"state": {}}}
     full, half = for_sampling(state), for_sampling(state, half=True)
@@ -130,7 +133,11 @@ def test_half_weights_halve_a_sampling_checkpoint_and_load_back_within_float16_r
     assert half["model"]["0.weight"].dtype == torch.float16
     assert half["model"]["1.num_batches_tracked"].dtype == torch.int64  # only float32 tensors change
     assert half["domain"]["autoencoder"]["weights"]["w"].dtype == torch.float16  # a latent domain's autoencoder
+    assert state["domain"]["base"]["critic"]["weights"]["v"].dtype == torch.float32
+    assert half["domain"]["base"]["critic"]["weights"]["v"].dtype == torch.float16  # at any depth
+    assert half["domain"]["base"]["critic"]["options"] == {"depth": 2}
     assert half["domain"]["mean"].dtype == torch.float32  # other domain state as it was
+    assert half["domain"]["grid"]["weights"]["area"].dtype == torch.float32  # a "weights" entry of data stays
     assert state["domain"]["autoencoder"]["weights"]["w"].dtype == torch.float32  # the input is left alone
     assert full["model"]["0.weight"].dtype == torch.float32
     save_checkpoint(full, tmp_path / "full.ckpt")

@@ -141,7 +141,8 @@ def autoencoder_task(network: nn.Module, process: Any = None) -> KLAutoencoder:
 
 
 def autoencoder_state(model: KLAutoencoder) -> dict[str, Any]:
-    """``{"options", "weights"}``: plain values and tensors, what a latent checkpoint embeds."""
+    """``{"options", "weights"}``: plain values and tensors, what a latent checkpoint embeds (the layout
+    ``training.checkpoint.is_embedded_network`` recognises, so that shipped files store it in float16)."""
     return {"options": dict(model.options), "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 

@@ -64,14 +64,13 @@ def for_sampling(state: dict[str, Any], *, half: bool = False) -> dict[str, Any]
     """A checkpoint reduced to what sampling needs (``SHIPPED_KEYS``), its EMA weights also stored as
     the model's (one copy on disk: the tensors are shared). It still starts new runs
     (``train.init_from``); resuming needs the run's own checkpoint. ``half=True`` stores the weights'
-    float32 tensors as float16 (``half_weights``), and those of an autoencoder embedded in the domain's
-    state (a latent domain's ``autoencoder.weights``): half the file."""
+    float32 tensors as float16 (``half_weights``), and those of every network the domain's state embeds
+    (``half_embedded``): half the file."""
     slim = {key: state[key] for key in SHIPPED_KEYS if key in state}
     ema = state["ema"]
     module = half_weights(ema["module"]) if half else ema["module"]
-    autoencoder = (slim.get("domain") or {}).get("autoencoder")
-    if half and isinstance(autoencoder, dict) and isinstance(autoencoder.get("weights"), dict):
-        slim["domain"] = dict(slim["domain"], autoencoder=dict(autoencoder, weights=half_weights(autoencoder["weights"])))
+    if half and "domain" in slim:
+        slim["domain"] = half_embedded(slim["domain"])
     slim["model"] = module
     slim["ema"] = {"decay": ema["decay"], "num_updates": ema["num_updates"], "module": module}
     return slim
@@ -93,6 +92,23 @@ def half_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             value = value.to(torch.float16)
         out[key] = value
     return out
+
+
+def is_embedded_network(value: Any) -> bool:
+    """Whether ``value`` is a network a domain's state embeds: ``{"options": {...}, "weights": state_dict}``
+    (what ``sciffusion.latent.autoencoder_state`` writes for a latent domain's autoencoder)."""
+    return (isinstance(value, dict) and set(value) == {"options", "weights"} and isinstance(value["options"], dict)
+            and isinstance(value["weights"], dict) and all(torch.is_tensor(v) for v in value["weights"].values()))
+
+
+def half_embedded(state: Any) -> Any:
+    """``state`` (a domain's) with the weights of every embedded network (``is_embedded_network``, at any
+    depth) in float16; everything else, statistics and data included, as it is. The input is not changed."""
+    if is_embedded_network(state):
+        return dict(state, weights=half_weights(state["weights"]))
+    if isinstance(state, dict):
+        return {key: half_embedded(value) for key, value in state.items()}
+    return state
 
 
 def _reason(err: BaseException) -> str:
