@@ -49,14 +49,11 @@ def round_trip(module: torch.nn.Module) -> None:
             tensor.copy_(tensor.to(torch.float16).float())
 
 
-#: Conditions for models that need some to sample (forecasters draw free clips here), as in tests/test_api.py
-COND = {"turbulence": {"unconditional": True}, "turbulence_interpolate": {"unconditional": True},
-        "turbulence_viscosity": {"task": "free", "viscosity": 1e-2}}
-
-
-def shipped_name(name: str) -> str:
-    """The shipped name of ``name``, or of a checkpoint file named as a shipped one (a float32 copy)."""
-    return next((n for n, e in shipped.SHIPPED.items() if Path(name).name == e.file), name)
+def free_cond(name: str) -> dict:
+    """What ``name`` (a shipped name, or a checkpoint file named as a shipped one: a float32 copy) needs to
+    sample with no input (``Shipped.free_cond``: forecasters draw free clips here)."""
+    entry = shipped.lookup(name) or next((e for e in shipped.SHIPPED.values() if Path(name).name == e.file), None)
+    return entry.free_cond if entry is not None else {}
 
 
 def parts(x) -> dict[str, torch.Tensor]:
@@ -67,13 +64,14 @@ def compare(name: str, samples: int) -> dict:
     exact, rounded = sciffusion.load(name), sciffusion.load(name)
     before, after = halved_size(exact, Path(exact.source))
     round_trip(rounded.denoiser)
-    if getattr(rounded.domain, "_autoencoder", None) is not None:  # a latent model decodes with it
-        round_trip(rounded.domain._autoencoder)
+    autoencoder = getattr(rounded.domain, "autoencoder", None)
+    if isinstance(autoencoder, torch.nn.Module):  # a latent model decodes with it
+        round_trip(autoencoder)
     settings = exact.settings()
     out = []
     for model in (exact, rounded):
         torch.manual_seed(0)
-        out.append(model.draw(samples, settings, cond=COND.get(shipped_name(name)), seed=0, batch_size=samples, progress=False))
+        out.append(model.draw(samples, settings, cond=free_cond(name), seed=0, batch_size=samples, progress=False))
     num = den = 0.0
     flipped = total = 0
     for a, b in zip(*out):

@@ -23,6 +23,9 @@ class Shipped:
     what: str
     best: dict[str, Any] = field(default_factory=dict)  # sampler, steps, grid, guidance (None or {name, ...})
     measured: str = ""  # where the settings were measured
+    # the conditions a sample needs when no input is given (a forecaster: free clips), e.g. for
+    # model.sample(n, cond=entry.free_cond); empty when the model samples with none
+    free_cond: dict[str, Any] = field(default_factory=dict)
 
     def path(self) -> Path | None:
         """The installed file, or None when the domain package or the file is absent."""
@@ -107,14 +110,15 @@ SHIPPED: dict[str, Shipped] = {
                           {"sampler": "heun", "steps": 10, "grid": "karras", "guidance": None},
                           "domains/video/README.md: Heun 10 steps (19 NFE): fair CRPS equal to Heun 20 and "
                           "DPM-Solver++(2M) 20 at every lead (0.090 at lead 1, 0.647 at 28), the closest spectrum "
-                          "(0.034) and enstrophy (0.96) of the three"),
+                          "(0.034) and enstrophy (0.96) of the three", free_cond={"unconditional": True}),
     "turbulence_interpolate": Shipped("video", "turbulence_interpolate.ckpt",
                                       "the turbulence forecaster fine-tuned to also interpolate in time: given every 4th "
                                       "frame and the last (cond.input=test:K cond.task=interpolate), or the first 4 "
                                       "(cond.input=test:K, a forecast)",
                                       {"sampler": "heun", "steps": 20, "grid": "karras", "guidance": None},
                                       "domains/video/README.md: interpolation at Heun 20 steps: fair CRPS 0.056 against "
-                                      "0.058 at 10 and optimal interpolation's 0.122, spread/skill 1.00 against 1.21"),
+                                      "0.058 at 10 and optimal interpolation's 0.122, spread/skill 1.00 against 1.21",
+                                      free_cond={"unconditional": True}),
     "turbulence_viscosity": Shipped("video", "turbulence_viscosity.ckpt",
                                     "2-D decaying turbulence conditioned on the viscosity (trained at 1e-3, 3e-3, 1e-2, "
                                     "3e-2): forecasts from 4 given frames (cond.input=test:K or a .npy clip, "
@@ -124,7 +128,7 @@ SHIPPED: dict[str, Shipped] = {
                                     "domains/video/README.md: Heun 10 steps (19 NFE), the turbulence forecaster's best "
                                     "measured setting and the one this model was scored at: fair CRPS at lead 28 "
                                     "0.425 at the held-out viscosity 5.5e-3 (the fixed-viscosity forecaster: 0.460), "
-                                    "0.081 at 3e-2 (0.320)"),
+                                    "0.081 at 3e-2 (0.320)", free_cond={"task": "free", "viscosity": 1e-2}),
 }
 ALIASES = {"mnist": "digits", "mnist_unet": "digits", "mnist_consistency": "digits_consistency", "audio": "spoken_digits", "weather": "hadisst",
            "hadisst_forecast": "hadisst", "qm9_cpu": "qm9", "qm9_alpha_cpu": "qm9_alpha",

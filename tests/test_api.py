@@ -17,9 +17,6 @@ DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_jo
              "spoken_digits_latent": "latent",
              "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather",
              "turbulence": "video", "turbulence_interpolate": "video", "turbulence_viscosity": "video"}
-COND = {"turbulence": {"unconditional": True},  # a forecaster: free clips need no given frames
-        "turbulence_interpolate": {"unconditional": True},
-        "turbulence_viscosity": {"task": "free", "viscosity": 1e-2}}  # free clips at a viscosity
 
 
 def _gone(*args, **kwargs):
@@ -54,7 +51,7 @@ def _shipped(name: str):
 def test_every_shipped_checkpoint_samples_without_its_data(name, no_data, tmp_path):
     _shipped(name)
     model = sciffusion.load(name)
-    objects = model.sample(2, steps=2, cond=COND.get(name), progress=False, verbose=False)
+    objects = model.sample(2, steps=2, cond=shipped.lookup(name).free_cond, progress=False, verbose=False)
     assert len(objects) == 2
     assert model.save(objects, tmp_path / "out", figure=False)
     assert model.sampling_defaults["sampler"] == shipped.lookup(name).best["sampler"]
