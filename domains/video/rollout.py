@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sciffusion_domains.dense.inverse import known_values_guidance
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -44,7 +45,6 @@ from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
 from sciffusion.space import DenseSpace
 from sciffusion.timesteps import make_grid
-from sciffusion_domains.dense.inverse import known_values_guidance
 
 from .domain import VideoDomain
 

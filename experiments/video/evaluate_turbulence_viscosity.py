@@ -40,7 +40,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_turbulence import fields, rollout_members, score  # noqa: E402  (the fixed-viscosity script's)
@@ -77,9 +76,7 @@ def forecast(model, given: np.ndarray, frames: int, *, members: int, steps: int,
              viscosity: float | None) -> np.ndarray:
     """``[M, N, 1, frames - k, H, W]``: ``members`` rollouts from ``given [N, 1, k, H, W]``, told
     ``viscosity`` (None: a model without the parameter)."""
-    cond = None
-    if viscosity is not None:
-        cond = {"vector": torch.tensor(turbulence.viscosity_vector(viscosity)).expand(len(given), 1).clone()}
+    cond = None if viscosity is None else model.domain.viscosity_condition(len(given), viscosity, None, unconditional=False)
     return rollout_members(model, given, frames, members=members, steps=steps, seed=seed, cond=cond)
 
 

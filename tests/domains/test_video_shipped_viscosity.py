@@ -33,7 +33,7 @@ def test_the_viscosity_it_is_told_decides_the_enstrophy_of_its_clips(model):
     clips = {nu: np.stack([c.values for c in model.sample(4, cond={"task": "free", "viscosity": nu}, seed=0,
                                                           progress=False, verbose=False)])
              for nu in (1e-3, 3e-2)}
-    assert all(c.viscosity == pytest.approx(3e-2) for c in model.sample(
+    assert all(c.viscosity == 3e-2 for c in model.sample(
         1, steps=2, cond={"task": "free", "viscosity": 3e-2}, progress=False, verbose=False))
     weak, strong = enstrophy(clips[1e-3]), enstrophy(clips[3e-2])
     # the solver's 24 test clips at each viscosity: 1.95 against 0.28, a ratio of 7
