@@ -24,7 +24,7 @@ from sciffusion_domains.dense.networks.layers import (Conv2d, Downsample, ResBlo
 # cond[FRAMES]: [B, C, T, H, W] given frames (values only where cond[FRAME_MASK], [B, T] bool, is True): one
 # definition, with the given-frame input both space-time networks take (re-exported for the video domain)
 from sciffusion_domains.dense.networks.spacetime_dit import (  # noqa: F401
-    CONTEXT_FILLS, FRAME_MASK, FRAMES, with_given_frames)
+    CONTEXT_FILLS, FRAME_MASK, FRAMES, check_context, context_channels, with_given_frames)
 
 
 def frame_encoding(frames: int, channels: int, *, device=None, dtype=None) -> Tensor:
@@ -106,7 +106,8 @@ class SpaceTimeUNet(nn.Module):
     ``ConditionEmbedding``); with ``context=True``, cond["frames"] ``[B, C, T, H, W]`` and
     cond["frame_mask"] ``[B, T]`` (True = given) enter as C + 1 extra input channels per frame (the
     given frames, zero elsewhere or with ``context_fill="hold"`` the latest given frame before, and the
-    mask), for forecasting and interpolation by conditioning.
+    mask; ``context_frames=n`` with ``hold``: the n latest given frames, nC + 1 channels), for
+    forecasting and interpolation by conditioning.
     cond["drop"] drops all of them for classifier-free guidance.
     """
 
@@ -115,10 +116,10 @@ class SpaceTimeUNet(nn.Module):
                  attention_levels: Sequence[int] = (1,), temporal_levels: Sequence[int] | None = None,
                  temporal_attention: bool = True, head_channels: int = 32, dropout: float = 0.0,
                  num_classes: int = 0, vector_dim: int = 0, context: bool = False,
-                 noise_embedding: str = "positional", time_scale: float | None = None, context_fill: str = "zero"):
+                 noise_embedding: str = "positional", time_scale: float | None = None, context_fill: str = "zero",
+                 context_frames: int = 1):
         super().__init__()
-        if context_fill not in CONTEXT_FILLS:
-            raise ValueError(f"unknown context_fill {context_fill!r}; choose one of {CONTEXT_FILLS}")
+        check_context(context_fill, context_frames)
         channel_mult, attention_levels = tuple(channel_mult), tuple(attention_levels)
         levels = len(channel_mult)
         temporal_levels = tuple(range(levels)) if temporal_levels is None else tuple(temporal_levels)
@@ -130,6 +131,7 @@ class SpaceTimeUNet(nn.Module):
                 raise ValueError(f"{name} {chosen} must index levels 0..{levels - 1} of channel_mult {channel_mult}")
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
         self.levels, self.context, self.context_fill = levels, context, context_fill
+        self.context_frames = context_frames
         emb_dim = 4 * channels
         self.embedding = ConditionEmbedding(emb_dim, num_features=channels, num_classes=num_classes,
                                             vector_dim=vector_dim, noise_embedding=noise_embedding,
@@ -142,7 +144,7 @@ class SpaceTimeUNet(nn.Module):
                                   head_channels=head_channels, dropout=dropout)
 
         ch = channels * channel_mult[0]
-        self.conv_in = Conv2d(in_channels + (in_channels + 1 if context else 0), ch, 3)
+        self.conv_in = Conv2d(context_channels(in_channels, context, context_frames), ch, 3)
         skip_channels = [ch]
         self.encoder, self.downs = nn.ModuleList(), nn.ModuleList()
         for level, mult in enumerate(channel_mult):
@@ -177,7 +179,7 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"SpaceTimeUNet expects x of shape [B, {self.in_channels}, T, H, W], got {tuple(x.shape)}")
         b, _, frames, height, width = x.shape
         emb = self.embedding(t, cond, x).repeat_interleave(frames, dim=0)  # [B T, D], frame-major per clip
-        h = with_given_frames(x, cond, self.context, self.context_fill)
+        h = with_given_frames(x, cond, self.context, self.context_fill, self.context_frames)
         h = h.transpose(1, 2).reshape(b * frames, h.shape[1], height, width)
         factor = 2 ** (self.levels - 1)
         h = F.pad(h, (0, -width % factor, 0, -height % factor))

@@ -88,6 +88,39 @@ def test_held_context_gives_every_frame_the_latest_given_frame():
         SpaceTimeUNet(1, **SMALL, context=True, context_fill="copy")
 
 
+def test_context_frames_stack_the_latest_given_frames_most_recent_first():
+    """context_frames=n: each frame holds the n latest given frames at or before it (the earliest known one
+    repeats where fewer are known), so a frame's own convolutions see the last motion; both networks take
+    the extra channels, and any count above 1 without hold is refused."""
+    from sciffusion_domains.dense.networks.spacetime_dit import SpaceTimeDiT, held_frames, with_given_frames
+
+    given = torch.arange(6.).view(1, 1, 6, 1, 1).repeat(3, 1, 1, 1, 1)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 1, 0, 1, 0], [0] * 6], dtype=torch.bool)
+    stacked = held_frames(given, mask, 3)[..., 0, 0]  # [B, 3, T]
+    assert stacked[0].tolist() == [[0, 1, 2, 2, 2, 2], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]]
+    assert stacked[1].tolist() == [[2, 2, 2, 2, 4, 4], [2, 2, 2, 2, 2, 2], [2, 2, 2, 2, 2, 2]]
+    assert not stacked[2].any()
+    assert torch.equal(held_frames(given, mask, 1), held_frames(given, mask))
+    inputs = with_given_frames(torch.zeros_like(given), {FRAMES: given, FRAME_MASK: mask}, True, "hold", 2)
+    assert inputs.shape == (3, 4, 6, 1, 1) and inputs[0, 3].flatten().tolist() == [1, 1, 1, 0, 0, 0]
+    x, t = clips(), torch.full((2,), 0.5)
+    frames, mask = clips(seed=1), torch.tensor([[True, True, False, False, False]] * 2)
+    moved = frames.clone()
+    moved[:, :, 0] += 1.0  # the earlier given frame: only a two-frame context shows it at later frames
+    for count, later_frames_see_it in ((2, True), (1, False)):
+        net = trained_like(SpaceTimeUNet(1, **SMALL, context=True, temporal_attention=False, context_fill="hold",
+                                         context_frames=count))
+        change = (net(x, t, None, {FRAMES: moved, FRAME_MASK: mask})
+                  - net(x, t, None, {FRAMES: frames, FRAME_MASK: mask})).abs().amax(dim=(0, 1, 3, 4))
+        assert bool((change[2:] > 1e-3).all()) is later_frames_see_it
+    dit = SpaceTimeDiT(1, patch_size=2, width=16, depth=1, num_heads=2, context=True, context_fill="hold",
+                       context_frames=2)
+    assert dit(x, t, None, {FRAMES: frames, FRAME_MASK: mask}).shape == x.shape
+    for fill, count in (("zero", 2), ("hold", 0)):
+        with pytest.raises(ValueError, match="context_frames"):
+            SpaceTimeUNet(1, **SMALL, context=True, context_fill=fill, context_frames=count)
+
+
 def test_bad_options_and_inputs_are_named():
     with pytest.raises(ValueError, match="temporal_levels"):
         SpaceTimeUNet(1, **SMALL, temporal_levels=(2,))

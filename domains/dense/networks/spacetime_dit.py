@@ -41,29 +41,55 @@ ATTENTIONS = ("factorised", "joint", "spatial")
 CONTEXT_FILLS = ("zero", "hold")  # what the given-frame channels hold at frames that are not given
 
 
-def held_frames(given: Tensor, mask: Tensor) -> Tensor:
+def held_frames(given: Tensor, mask: Tensor, count: int = 1) -> Tensor:
     """``given [B, C, T, H, W]`` with every frame replaced by the latest known frame at or before it (the
-    first known frame before any is known; zeros where a clip has none), ``mask [B, T]`` the known frames."""
+    first known frame before any is known; zeros where a clip has none), ``mask [B, T]`` the known frames.
+    ``count > 1`` stacks the ``count`` latest known frames along channels, most recent first
+    (``[B, count C, T, H, W]``): where fewer are known, the earliest known one repeats."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
     frames = mask.shape[1]
     position = torch.arange(frames, device=mask.device).expand_as(mask)
     latest = torch.where(mask, position, torch.full_like(position, -1)).cummax(dim=1).values
     first = torch.where(mask, position, torch.full_like(position, frames)).min(dim=1, keepdim=True).values
     source = torch.where(latest >= 0, latest, first).clamp(max=frames - 1)  # [B, T]
-    index = source[:, None, :, None, None].expand(-1, given.shape[1], -1, *given.shape[3:])
-    held = torch.gather(given, 2, index)
+    stacked = []
+    for _ in range(count):
+        index = source[:, None, :, None, None].expand(-1, given.shape[1], -1, *given.shape[3:])
+        stacked.append(torch.gather(given, 2, index))
+        # the known frame before each source: the latest known at or before source - 1, if there is one
+        before = torch.gather(latest, 1, (source - 1).clamp(min=0))
+        source = torch.where((source > 0) & (before >= 0), before, source)
+    held = torch.cat(stacked, dim=1)
     return torch.where(mask.any(dim=1)[:, None, None, None, None], held, torch.zeros((), dtype=given.dtype,
                                                                                      device=given.device))
 
 
-def with_given_frames(x: Tensor, cond: dict[str, Tensor], context: bool, fill: str = "zero") -> Tensor:
+def context_channels(in_channels: int, context: bool, context_frames: int = 1) -> int:
+    """Input channels of a video network: x, then with ``context`` the given frames (``context_frames``
+    of them with ``fill="hold"``) and the mask."""
+    return in_channels + (in_channels * context_frames + 1 if context else 0)
+
+
+def check_context(fill: str, context_frames: int) -> None:
+    if fill not in CONTEXT_FILLS:
+        raise ValueError(f"unknown context_fill {fill!r}; choose one of {CONTEXT_FILLS}")
+    if context_frames < 1 or (context_frames > 1 and fill != "hold"):
+        raise ValueError(f"context_frames={context_frames}: it counts the latest given frames each frame holds, "
+                         "at least 1, and above 1 only with context_fill=hold")
+
+
+def with_given_frames(x: Tensor, cond: dict[str, Tensor], context: bool, fill: str = "zero",
+                      context_frames: int = 1) -> Tensor:
     """x [B, C, T, H, W] -> [B, 2C + 1, T, H, W] with ``context``: x, the given frames, and the mask as a
     channel; x unchanged without ``context``. Frames not given (and every frame of a dropped sample)
     hold zeros with ``fill="zero"``; with ``fill="hold"`` they hold the latest given frame before them
     (``held_frames``), so that continuing a frame is a local operation at every frame rather than one
     that temporal attention must route from the given frames (sharp content such as digit strokes is
-    lost on that route at low resolution)."""
-    if fill not in CONTEXT_FILLS:
-        raise ValueError(f"unknown context_fill {fill!r}; choose one of {CONTEXT_FILLS}")
+    lost on that route at low resolution). ``context_frames=n`` (with ``hold``) holds the n latest given
+    frames, ``[B, C + nC + 1, T, H, W]``: with two or more, a frame's own convolutions see how the
+    content last moved, so that continuing the motion is local too."""
+    check_context(fill, context_frames)
     if not context:
         if FRAMES in cond or FRAME_MASK in cond:
             raise ValueError(f"cond['{FRAMES}'] / cond['{FRAME_MASK}'] given but the network takes no given "
@@ -81,7 +107,7 @@ def with_given_frames(x: Tensor, cond: dict[str, Tensor], context: bool, fill: s
     else:
         given, mask = torch.zeros_like(x), torch.zeros(b, frames, dtype=torch.bool, device=x.device)
     if fill == "hold":
-        given = held_frames(given, mask)
+        given = held_frames(given, mask, context_frames)
     else:
         given = torch.where(mask[:, None, :, None, None], given, torch.zeros((), dtype=x.dtype, device=x.device))
     channel = mask[:, None, :, None, None].to(x.dtype).expand(b, 1, *x.shape[2:])
@@ -107,10 +133,10 @@ class SpaceTimeDiT(nn.Module):
                  frame_patch_size: int = 1, width: int = 128, depth: int = 4, num_heads: int = 4,
                  mlp_ratio: float = 4.0, dropout: float = 0.0, attention: str = "factorised", num_classes: int = 0,
                  vector_dim: int = 0, context: bool = False, noise_embedding: str = "positional",
-                 time_scale: float | None = None, noise_features: int = 256, context_fill: str = "zero"):
+                 time_scale: float | None = None, noise_features: int = 256, context_fill: str = "zero",
+                 context_frames: int = 1):
         super().__init__()
-        if context_fill not in CONTEXT_FILLS:
-            raise ValueError(f"unknown context_fill {context_fill!r}; choose one of {CONTEXT_FILLS}")
+        check_context(context_fill, context_frames)
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTIONS}")
         if width % num_heads or width % 4:
@@ -121,8 +147,9 @@ class SpaceTimeDiT(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
         self.patch_size, self.frame_patch_size, self.width = patch_size, frame_patch_size, width
         self.attention, self.context, self.context_fill = attention, context, context_fill
+        self.context_frames = context_frames
         tubelet = (frame_patch_size, patch_size, patch_size)
-        self.patch_embed = nn.Conv3d(in_channels + (in_channels + 1 if context else 0), width, tubelet,
+        self.patch_embed = nn.Conv3d(context_channels(in_channels, context, context_frames), width, tubelet,
                                      stride=tubelet)
         self.embedding = ConditionEmbedding(width, num_features=noise_features, num_classes=num_classes,
                                             vector_dim=vector_dim, noise_embedding=noise_embedding,
@@ -164,7 +191,8 @@ class SpaceTimeDiT(nn.Module):
         gt, gh, gw = frames // pt, height // p, width // p
         n = gh * gw
         c = self.embedding(t, cond, x)  # [B, width]
-        h = self.patch_embed(with_given_frames(x, cond, self.context, self.context_fill))  # [B, width, T', H', W']
+        h = self.patch_embed(with_given_frames(x, cond, self.context, self.context_fill,
+                                                          self.context_frames))  # [B, width, T', H', W']
         tokens = h.flatten(3).permute(0, 2, 3, 1) + self.position(gt, gh, gw).to(h)  # [B, T', N, width]
         per_axis = {"space": c.repeat_interleave(gt, dim=0), "time": c.repeat_interleave(n, dim=0), "joint": c}
         for axis, block in zip(self.axes, self.blocks):
