@@ -108,13 +108,20 @@ def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor
 
 
 def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
-              new_frames: int | None = None) -> torch.Tensor:
+              new_frames: int | None = None, context_guidance: float = 1.0) -> torch.Tensor:
     """Continuations ``[N, C, T, H, W]`` of each test clip's first ``given`` frames (``rollout.rollout``:
-    one window, or more past the model's window or with ``new_frames`` a window)."""
+    one window, or more past the model's window or with ``new_frames`` a window). ``context_guidance`` > 1
+    applies classifier-free guidance to the given frames (a model trained with ``loss.cond_dropout``)."""
+    from sciffusion.guidance import ClassifierFreeGuidance
     from sciffusion_domains.video.rollout import rollout
 
     settings = model.settings(steps=steps)
-    return rollout(model.denoiser, model.process, model.domain, test[:, :, :given], frames=test.shape[2],
+    denoiser = model.denoiser
+    if context_guidance != 1.0:
+        if not model.domain.given_frames or not (model.config.get("loss") or {}).get("cond_dropout"):
+            raise SystemExit("--context-guidance needs a model trained with domain.given_frames and loss.cond_dropout > 0")
+        denoiser = ClassifierFreeGuidance(denoiser, context_guidance, process=model.process)
+    return rollout(denoiser, model.process, model.domain, test[:, :, :given], frames=test.shape[2],
                    sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed, progress=True,
                    new_frames=new_frames)
 
@@ -148,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "the window, model clips are rolled out")
     parser.add_argument("--new-frames", type=int, help="frames a rollout window adds (default: all the window "
                         "less the given frames)")
+    parser.add_argument("--context-guidance", type=float, default=1.0, help="classifier-free guidance scale on "
+                        "the given frames of forecasts (1: none; needs a model trained with loss.cond_dropout)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -184,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             tick = time.time()
             rows["model_forecast"] = (forecasts(model, test, args.given, steps=args.steps, seed=args.seed,
-                                                new_frames=args.new_frames),
+                                                new_frames=args.new_frames, context_guidance=args.context_guidance),
                                       args.given, digits)
             seconds["model_forecast"] = round(time.time() - tick, 1)
     ref_values = reference.numpy()
