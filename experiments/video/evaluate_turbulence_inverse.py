@@ -317,10 +317,19 @@ def main() -> None:
                         help="extra sampling options for superres/assimilate, e.g. guidance.scale=2")
     parser.add_argument("--methods", nargs="+", default=list(INTERPOLATION), choices=list(INTERPOLATION),
                         help="the diffusion methods of --tasks interpolate")
+    parser.add_argument("--fraction", type=float, default=0.05,
+                        help="assimilate: the fraction of each frame's pixels observed")
+    parser.add_argument("--noise", type=float, default=0.1,
+                        help="assimilate: the observation noise std in standardised units (data std 1)")
     parser.add_argument("--split", default="test", choices=["test", "val"],
                         help="the clips of super-resolution and assimilation: val to choose settings, test to report")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if not 0 < args.fraction <= 1 or args.noise <= 0:
+        parser.error(f"need 0 < --fraction <= 1 and --noise > 0, got {args.fraction} and {args.noise}")
+    TASKS["assimilate"] = ["guidance=video_assimilate", f"guidance.fraction={args.fraction}",
+                           f"guidance.noise_std={args.noise}"]
+    NOISE_STD["assimilate"] = args.noise
     if args.split != "test" and "interpolate" in args.tasks:
         parser.error("--split val is for --tasks superres / assimilate; interpolation is scored on test clips")
 
