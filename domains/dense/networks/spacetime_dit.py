@@ -72,6 +72,7 @@ def context_channels(in_channels: int, context: bool, context_frames: int = 1) -
 
 
 def check_context(fill: str, context_frames: int) -> None:
+    """Refuse an unknown ``context_fill`` or a ``context_frames`` count it cannot hold, naming the choices."""
     if fill not in CONTEXT_FILLS:
         raise ValueError(f"unknown context_fill {fill!r}; choose one of {CONTEXT_FILLS}")
     if context_frames < 1 or (context_frames > 1 and fill != "hold"):
