@@ -282,6 +282,12 @@ class VideoDomain(Domain):
     def num_classes(self) -> int:
         return 10 ** self.num_digits if self.source == "moving_digits" else 0
 
+    @property
+    def droppable_conditions(self) -> bool:
+        """Whether samples take conditions that ``cond["drop"]`` drops for classifier-free guidance: the
+        class, and also the given frames and the viscosity (``conditional`` names the class alone)."""
+        return bool(self.conditional or self.given_frames or self.viscosities)
+
     def _standardised(self) -> bool:
         """Float user clips are standardised; 8-bit ones are in [-1, 1] already."""
         if "mean" in self._stored:

@@ -112,15 +112,12 @@ def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
     """Continuations ``[N, C, T, H, W]`` of each test clip's first ``given`` frames (``rollout.rollout``:
     one window, or more past the model's window or with ``new_frames`` a window). ``context_guidance`` > 1
     applies classifier-free guidance to the given frames (a model trained with ``loss.cond_dropout``)."""
-    from sciffusion.guidance import ClassifierFreeGuidance
+    from sciffusion.cli.checks import CFG_TARGET
     from sciffusion_domains.video.rollout import rollout
 
     settings = model.settings(steps=steps)
-    denoiser = model.denoiser
-    if context_guidance != 1.0:
-        if not model.domain.given_frames or not (model.config.get("loss") or {}).get("cond_dropout"):
-            raise SystemExit("--context-guidance needs a model trained with domain.given_frames and loss.cond_dropout > 0")
-        denoiser = ClassifierFreeGuidance(denoiser, context_guidance, process=model.process)
+    guidance = {"_target_": CFG_TARGET, "_partial_": True, "scale": context_guidance}
+    denoiser = model.denoiser if context_guidance == 1.0 else model.guided(guidance)  # checked: cond_dropout > 0
     return rollout(denoiser, model.process, model.domain, test[:, :, :given], frames=test.shape[2],
                    sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed, progress=True,
                    new_frames=new_frames)

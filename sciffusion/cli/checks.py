@@ -95,10 +95,12 @@ def guidance_fits(guidance: dict[str, Any] | None, domain_name: str) -> None:
 
 def cfg_has_an_effect(guidance: dict[str, Any] | None, config: dict[str, Any], domain: Domain) -> None:
     """Classifier-free guidance needs a conditional model trained with condition dropout: on an
-    unconditional one the guided samples are the unguided ones, bit for bit."""
+    unconditional one the guided samples are the unguided ones, bit for bit. A domain says whether it
+    has conditions to drop with ``droppable_conditions`` (e.g. a forecaster's given frames), else with
+    ``conditional``; one with neither attribute is taken as conditional."""
     if (guidance or {}).get("_target_") != CFG_TARGET:
         return
-    if not getattr(domain, "conditional", True):
+    if not getattr(domain, "droppable_conditions", getattr(domain, "conditional", True)):
         raise ValueError(f"guidance=cfg does nothing here: this checkpoint's {domain.name!r} domain is unconditional, "
                          "so guided and unguided samples are identical; drop guidance=cfg, or train a conditional "
                          "model with loss.cond_dropout > 0 (e.g. experiment=toy_cfg)")

@@ -201,3 +201,16 @@ def test_the_space_time_dit_is_the_other_network_kind():
         VideoDomain(**TINY).network(kind="dit", dit=dict(context=True))
     with pytest.raises(ValueError, match="unknown video network kind 'vit'"):
         VideoDomain(**TINY).network(kind="vit")
+
+
+def test_cfg_is_allowed_on_the_given_frames_and_refused_with_no_condition():
+    """A forecaster's given frames are a condition classifier-free guidance can drop (droppable_conditions),
+    though the domain is not class-conditional; plain clips have none, and guidance=cfg is refused."""
+    from sciffusion.cli import checks
+
+    cfg, config = {"_target_": checks.CFG_TARGET}, {"loss": {"cond_dropout": 0.1}}
+    forecaster, plain = VideoDomain(**TINY, given_frames=2), VideoDomain(**TINY)
+    assert forecaster.droppable_conditions and not forecaster.conditional and not plain.droppable_conditions
+    checks.cfg_has_an_effect(cfg, config, forecaster)
+    with pytest.raises(ValueError, match="guidance=cfg does nothing here"):
+        checks.cfg_has_an_effect(cfg, config, plain)
