@@ -47,11 +47,16 @@ import torch
 import torch.nn.functional as F
 
 FACTOR = 2  # super-resolution: 16x16 block means of the 32x32 vorticity (at 4, 8x8 means keep too little of it)
-TASKS = {
-    "superres": ["guidance=video_superres", f"guidance.factor={FACTOR}", "guidance.noise_std=0.02"],
-    "assimilate": ["guidance=video_assimilate", "guidance.fraction=0.05", "guidance.noise_std=0.1"],
-}
-NOISE_STD = {"superres": 0.02, "assimilate": 0.1}  # in the model's (standardised) units, as the guidance takes them
+TASKS = ("superres", "assimilate")
+SUPERRES_NOISE = 0.02  # observation noise std in the model's (standardised) units, as the guidance takes it
+
+
+def task_options(fraction: float, noise: float) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Each task's sampling options, and its observation noise std (standardised units): assimilation
+    observes ``fraction`` of each frame's pixels with ``noise``."""
+    options = {"superres": ["guidance=video_superres", f"guidance.factor={FACTOR}", f"guidance.noise_std={SUPERRES_NOISE}"],
+               "assimilate": ["guidance=video_assimilate", f"guidance.fraction={fraction}", f"guidance.noise_std={noise}"]}
+    return options, {"superres": SUPERRES_NOISE, "assimilate": noise}
 EVERY = 4  # interpolation: every 4th frame and the last given, as the interpolator was trained
 INTERPOLATION = {  # method -> the sampling options (the checkpoint is --checkpoint or --interpolator)
     "inpainting": ["guidance=forecast", "guidance.task=interpolate", f"guidance.every={EVERY}", "guidance.method=replace"],
@@ -327,9 +332,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.fraction <= 1 or args.noise <= 0:
         parser.error(f"need 0 < --fraction <= 1 and --noise > 0, got {args.fraction} and {args.noise}")
-    TASKS["assimilate"] = ["guidance=video_assimilate", f"guidance.fraction={args.fraction}",
-                           f"guidance.noise_std={args.noise}"]
-    NOISE_STD["assimilate"] = args.noise
+    options, noise_std = task_options(args.fraction, args.noise)
     if args.split != "test" and "interpolate" in args.tasks:
         parser.error("--split val is for --tasks superres / assimilate; interpolation is scored on test clips")
 
@@ -350,7 +353,7 @@ def main() -> None:
         if task == "interpolate":
             results[task], seconds[task] = interpolation(args, domain, blocks, mean, std)
             continue
-        noise_var = (NOISE_STD[task] * std) ** 2
+        noise_var = (noise_std[task] * std) ** 2
         rows: dict[str, dict[str, list[float]]] = {}
         seconds[task] = 0.0
         clips = domain.dataset(args.split)
@@ -364,7 +367,7 @@ def main() -> None:
                 folder.mkdir(parents=True, exist_ok=True)
                 source = str(folder / f"{args.split}_clip.npy")
                 np.save(source, clips[clip][0].numpy())
-            seconds[task] += run_samples(args.checkpoint, [*TASKS[task], *args.guidance_options,
+            seconds[task] += run_samples(args.checkpoint, [*options[task], *args.guidance_options,
                                                             f"guidance.input={source}"], args.members,
                                          args.steps, folder)
             truth = np.load(folder / "input.npy")[0].astype(np.float64)  # [T, H, W]
@@ -402,9 +405,9 @@ def main() -> None:
                     rows.setdefault(name, {}).setdefault(key, []).append(float(value))
         results[task] = {name: {key: float(np.mean(v)) for key, v in scores.items()} for name, scores in rows.items()}
     out = {"checkpoint": args.checkpoint, "split": args.split, "clips": args.clips, "members": args.members, "steps": args.steps,
-           "tasks": {task: TASKS.get(task, INTERPOLATION) for task in args.tasks}, "guidance_options": args.guidance_options,
+           "tasks": {task: options.get(task, INTERPOLATION) for task in args.tasks}, "guidance_options": args.guidance_options,
            "interpolator": args.interpolator, "interpolator_steps": args.interpolator_steps,
-           "noise_std_model_units": NOISE_STD, "data_std": std, "sampling_seconds": seconds, "results": results}
+           "noise_std_model_units": noise_std, "data_std": std, "sampling_seconds": seconds, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"scores_{'_'.join(args.tasks)}.json").write_text(json.dumps(out, indent=1) + "\n")
     for task, table in results.items():
