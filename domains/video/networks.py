@@ -24,7 +24,7 @@ from sciffusion_domains.dense.networks.layers import (Conv2d, Downsample, ResBlo
 # cond[FRAMES]: [B, C, T, H, W] given frames (values only where cond[FRAME_MASK], [B, T] bool, is True): one
 # definition, with the given-frame input both space-time networks take (re-exported for the video domain)
 from sciffusion_domains.dense.networks.spacetime_dit import (  # noqa: F401
-    CONTEXT_FILLS, FRAME_MASK, FRAMES, check_context, context_channels, with_given_frames)
+    FRAME_MASK, FRAMES, check_context, context_channels, with_given_frames)
 
 
 def frame_encoding(frames: int, channels: int, *, device=None, dtype=None) -> Tensor:
