@@ -26,10 +26,8 @@ def app(cfg: DictConfig) -> None:
     opts = OmegaConf.to_container(cfg, resolve=True)  # a missing value is reported by draw
     out = Path(output_dir(opts["out_dir"]))
     with reported("sciffusion-evaluate", out_dir=out):
-        try:
+        with distributed.process_group_closed_at_end():
             evaluate(opts, out)
-        finally:
-            distributed.teardown()
 
 
 def evaluate(opts: dict, out: Path) -> None:

@@ -63,11 +63,9 @@ def app(cfg: DictConfig) -> None:
     opts = OmegaConf.to_container(cfg, resolve=True)  # a missing value is reported by draw, after the guidance check
     out_dir = output_dir(opts["out_dir"])
     with reported("sciffusion-sample", out_dir=out_dir):
-        try:
+        with distributed.process_group_closed_at_end():
             domain, objects = draw(opts)
             files = write(domain, objects, out_dir, figure=opts["figure"])
-        finally:
-            distributed.teardown()
     if files:
         print(f"sciffusion-sample: {len(objects)} samples; wrote {len(files)} files to {out_dir}")
 

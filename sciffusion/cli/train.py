@@ -56,15 +56,13 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     trainer = Trainer(domain=parts.domain, model=parts.model, process=parts.process, loss=parts.loss,
                       optimizer=parts.optimizer, run_dir=run_dir, options=build.train_options(plain),
                       sampling=build.sampling_options(plain), config=plain, given=command_line_keys())
-    try:
+    with distributed.process_group_closed_at_end():
         trainer.restore()  # may refuse a checkpoint trained with another config: before writing anything
         if trainer.rank == 0 and not trainer.finished:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(plain))
             save_hydra_records(cfg, run_dir)
         return trainer.fit()
-    finally:
-        distributed.teardown()
 
 
 @hydra.main(config_path=CONFIG_MODULE, config_name="train", version_base="1.3")

@@ -1,8 +1,9 @@
 """DDP under ``torchrun``: one process per device, gloo on CPU, NCCL on CUDA."""
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -71,3 +72,15 @@ def barrier() -> None:
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group_closed_at_end() -> Iterator[None]:
+    """Leave the process group when the block ends. After a normal end every rank first waits at a barrier, so
+    that none closes its connections while another is still in its last collective (gloo aborted a rank at
+    exit with "terminate called without an active exception" when one rank left early). After an error there is
+    no barrier and no teardown: the other ranks may never arrive, and destroying the group while they are in a
+    collective can hang; the process ends and torchrun stops the others."""
+    yield
+    barrier()
+    teardown()
