@@ -119,7 +119,7 @@ class SpaceTimeUNet(nn.Module):
                  noise_embedding: str = "positional", time_scale: float | None = None, context_fill: str = "zero",
                  context_frames: int = 1):
         super().__init__()
-        check_context(context_fill, context_frames)
+        check_context(context_fill, context_frames, context)
         channel_mult, attention_levels = tuple(channel_mult), tuple(attention_levels)
         levels = len(channel_mult)
         temporal_levels = tuple(range(levels)) if temporal_levels is None else tuple(temporal_levels)

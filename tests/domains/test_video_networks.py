@@ -119,6 +119,13 @@ def test_context_frames_stack_the_latest_given_frames_most_recent_first():
     for fill, count in (("zero", 2), ("hold", 0)):
         with pytest.raises(ValueError, match="context_frames"):
             SpaceTimeUNet(1, **SMALL, context=True, context_fill=fill, context_frames=count)
+    # on a network without given frames either option would change nothing: refused, not ignored
+    for fill, count in (("hold", 1), ("hold", 4), ("zero", 2)):
+        for build in (lambda: SpaceTimeUNet(1, **SMALL, context_fill=fill, context_frames=count),
+                      lambda: SpaceTimeDiT(1, patch_size=2, width=16, depth=1, num_heads=2, context_fill=fill,
+                                           context_frames=count)):
+            with pytest.raises(ValueError, match="takes none: give it frames"):
+                build()
 
 
 def test_bad_options_and_inputs_are_named():

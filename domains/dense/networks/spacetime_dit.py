@@ -71,10 +71,16 @@ def context_channels(in_channels: int, context: bool, context_frames: int = 1) -
     return in_channels + (in_channels * context_frames + 1 if context else 0)
 
 
-def check_context(fill: str, context_frames: int) -> None:
-    """Refuse an unknown ``context_fill`` or a ``context_frames`` count it cannot hold, naming the choices."""
+def check_context(fill: str, context_frames: int, context: bool = True) -> None:
+    """Refuse an unknown ``context_fill`` or a ``context_frames`` count it cannot hold, naming the choices,
+    and either set away from its default (zero, 1) on a network that takes no given frames (``context``
+    False), where it would change nothing."""
     if fill not in CONTEXT_FILLS:
         raise ValueError(f"unknown context_fill {fill!r}; choose one of {CONTEXT_FILLS}")
+    if not context and (fill != "zero" or context_frames != 1):
+        raise ValueError(f"context_fill={fill} / context_frames={context_frames} shape the given frames a "
+                         "forecaster reads, but this network takes none: give it frames (domain.given_frames=k "
+                         "or domain.given_tasks) or leave context_fill=zero and context_frames=1")
     if context_frames < 1 or (context_frames > 1 and fill != "hold"):
         raise ValueError(f"context_frames={context_frames}: it counts the latest given frames each frame holds, "
                          "at least 1, and above 1 only with context_fill=hold")
@@ -137,7 +143,7 @@ class SpaceTimeDiT(nn.Module):
                  time_scale: float | None = None, noise_features: int = 256, context_fill: str = "zero",
                  context_frames: int = 1):
         super().__init__()
-        check_context(context_fill, context_frames)
+        check_context(context_fill, context_frames, context)
         if attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTIONS}")
         if width % num_heads or width % 4:
