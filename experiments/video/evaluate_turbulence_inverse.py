@@ -211,14 +211,19 @@ def climatology_row(truth: np.ndarray, mean: float, std: float, misfit: float) -
 
 
 def run_samples(checkpoint: str, options: list[str], members: int, steps: int, folder: Path) -> float:
-    if (folder / "done").exists():
+    """Draw ``members`` samples into ``folder``, unless it holds those of this very command already (its
+    ``done`` file names the command): a folder from a run with other members, steps or options is redrawn,
+    not read as if it were this one's."""
+    overrides = [f"checkpoint={checkpoint}", *options, f"num_samples={members}", f"batch_size={members}",
+                 f"steps={steps}", "progress=false", f"out_dir={folder}"]
+    done = folder / "done"
+    if done.exists() and done.read_text() == "\n".join(overrides):
         return 0.0
+    done.unlink(missing_ok=True)
     start = time.perf_counter()
-    command = [str(Path(sys.executable).parent / "sciffusion-sample"), f"checkpoint={checkpoint}", *options,
-               f"num_samples={members}", f"batch_size={members}", f"steps={steps}", "progress=false",
-               f"out_dir={folder}"]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    (folder / "done").write_text("")
+    subprocess.run([str(Path(sys.executable).parent / "sciffusion-sample"), *overrides], check=True,
+                   stdout=subprocess.DEVNULL)
+    done.write_text("\n".join(overrides))
     return time.perf_counter() - start
 
 
