@@ -50,7 +50,12 @@ def load_class(name: str) -> type[Domain]:
     if name not in eps:
         raise KeyError(f"unknown domain {name!r}; available domains: {', '.join(sorted(eps)) or 'none'} "
                        f"(a plugin registers under the entry-point group {GROUP!r} and must be pip-installed)")
-    ep = eps[name]
+    return _load(eps[name])
+
+
+def _load(ep: EntryPoint) -> type[Domain]:
+    """Import the class ``ep`` names; an import failure names the extra to install."""
+    name = ep.name
     try:
         cls = ep.load()
     except ImportError as err:
@@ -69,9 +74,11 @@ def make_domain(name: str, **options: Any) -> Domain:
 def loadable() -> dict[str, type[Domain]]:
     """Every domain class that imports; the others are skipped with a ``DomainImportWarning``."""
     found = {}
-    for name in available():
+    # one listing, loaded as listed: a package uninstalled meanwhile fails to import and is skipped, where
+    # listing the names and then looking each up again raised an unknown-domain KeyError
+    for name, ep in sorted(entry_points_by_name().items()):
         try:
-            found[name] = load_class(name)
+            found[name] = _load(ep)
         except (ImportError, TypeError) as err:
             warnings.warn(str(err), DomainImportWarning, stacklevel=2)
     return found

@@ -95,23 +95,25 @@ def test_config_errors_are_reported_before_any_work(tmp_path, override, message)
     assert not (tmp_path / "run").exists()
 
 
-def test_external_plugin_trains_and_samples_through_the_cli(tmp_path):
-    source = tmp_path / "plugin_pkg"
+def test_external_plugin_trains_and_samples_through_the_cli(tmp_path, monkeypatch):
+    """A third-party package registering a domain under the entry-point group is trained and sampled like a
+    built-in one. It is installed into a folder of its own on PYTHONPATH (the apps' subprocesses find its
+    entry point there), not into the shared environment, where other test workers listing domains would
+    see it come and go."""
+    source, target = tmp_path / "plugin_pkg", tmp_path / "site"
     shutil.copytree(Path(__file__).parent / "plugin_pkg", source)
-    pip = [sys.executable, "-m", "pip"]
-    install = subprocess.run(pip + ["install", "-q", "--no-deps", "--no-build-isolation", str(source)],
-                             capture_output=True, text=True, env=ENV, timeout=300)
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                              "--target", str(target), str(source)], capture_output=True, text=True, env=ENV,
+                             timeout=300)
     assert install.returncode == 0, install.stderr
-    try:
-        run_dir = tmp_path / "run"
-        run("train", "domain=ring", "experiment=ring_quick", "train.progress=false", "train.tensorboard=false",
-            f"hydra.run.dir={run_dir}", cwd=tmp_path)
-        run("sample", f"checkpoint={run_dir / 'checkpoints' / 'last.ckpt'}", *SAMPLE, f"out_dir={tmp_path / 's'}",
-            cwd=tmp_path)
-        assert len(json.loads((tmp_path / "s" / "points.json").read_text())) == 20
-        assert (tmp_path / "s" / "figure.png").read_text() == "20 points\n"
-    finally:
-        subprocess.run(pip + ["uninstall", "-q", "-y", "sciffusion-ring"], capture_output=True, env=ENV)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")])))
+    run_dir = tmp_path / "run"
+    run("train", "domain=ring", "experiment=ring_quick", "train.progress=false", "train.tensorboard=false",
+        f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    run("sample", f"checkpoint={run_dir / 'checkpoints' / 'last.ckpt'}", *SAMPLE, f"out_dir={tmp_path / 's'}",
+        cwd=tmp_path)
+    assert len(json.loads((tmp_path / "s" / "points.json").read_text())) == 20
+    assert (tmp_path / "s" / "figure.png").read_text() == "20 points\n"
 
 
 def test_classifier_free_guidance_with_a_condition_from_the_command_line(tmp_path):

@@ -48,6 +48,19 @@ def test_a_broken_plugin_warns_naming_the_extra_and_the_rest_still_load(fake_plu
         registry.load_class("notadomain")
 
 
+
+def test_a_plugin_uninstalled_while_domains_are_listed_is_skipped_not_an_unknown_domain(monkeypatch):
+    """Another process may uninstall a plugin between the listing and the import: the first listing of
+    entry points lists it, later ones do not. loadable() imports what it listed, so the plugin is skipped
+    with a warning (its module is gone), and never raises KeyError for a name it just listed itself."""
+    real = registry.entry_points_by_name()
+    vanishing = EntryPoint("vanishing", "sciffusion_vanished_plugin_xyz:Domain", registry.GROUP)
+    listings = iter([{**real, "vanishing": vanishing}])
+    monkeypatch.setattr(registry, "entry_points_by_name", lambda: next(listings, real))
+    with pytest.warns(registry.DomainImportWarning, match="sciffusion_vanished_plugin_xyz"):
+        found = registry.loadable()
+    assert "toy" in found and "vanishing" not in found
+
 def test_import_sciffusion_imports_no_domain_library():
     heavy = ["e3nn", "rdkit", "librosa", "xarray", "sciffusion_domains"]
     code = ("import sys, sciffusion, sciffusion.registry; sciffusion.registry.available(); "
