@@ -52,10 +52,10 @@ def shuffled(clips: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.stack([c[:, torch.randperm(c.shape[1], generator=generator)] for c in clips])
 
 
-def load_model(checkpoint: str, size: int | None):
+def load_model(checkpoint: str, size: int | None, device: str = "cpu"):
     import sciffusion
 
-    model = sciffusion.load(checkpoint)
+    model = sciffusion.load(checkpoint, device=device)
     domain = model.domain
     if domain.source != "moving_digits":
         raise SystemExit(f"{checkpoint} models source={domain.source}; this evaluation scores Moving MNIST")
@@ -75,6 +75,7 @@ def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor
     T, each clip is rolled out from its last ``given`` frames (``new_frames`` a window)."""
     from tqdm.auto import tqdm
 
+    from sciffusion.guidance import device_of
     from sciffusion.samplers import prior_sample, sample
     from sciffusion.space import DenseSpace
     from sciffusion.timesteps import make_grid
@@ -82,16 +83,18 @@ def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor
     settings = model.settings(steps=steps)
     denoiser, process, domain = model.guided(None), model.process, model.domain
     ts = make_grid(settings.grid, process, settings.steps, **settings.grid_options)
+    device = device_of(model.denoiser)
     if domain.given_frames and labels is not None:
         raise SystemExit("free clips of a class-conditional forecaster would drop the class with the frames")
     out = []
     for index, start in enumerate(tqdm(range(0, count, batch_size), desc="free clips")):
         n = min(batch_size, count - start)
-        cond = {} if labels is None else {"label": labels[start:start + n]}
+        cond = {} if labels is None else {"label": labels[start:start + n].to(device)}
         if domain.given_frames:  # cond["drop"] and no cond["frames"]: what cond_dropout trained it on
-            cond["drop"] = torch.ones(n, dtype=torch.bool)
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        x = prior_sample(process, torch.zeros(n, *domain.shape), space=DenseSpace(), generator=generator)
+            cond["drop"] = torch.ones(n, dtype=torch.bool, device=device)
+        generator = torch.Generator(device).manual_seed(seed * 1_000_003 + index)
+        x = prior_sample(process, torch.zeros(n, *domain.shape, device=device), space=DenseSpace(),
+                         generator=generator)
         x0 = sample(settings.sampler, denoiser, x, ts, process=process, space=DenseSpace(), cond=cond,
                     generator=generator, **settings.sampler_options)
         out.append(domain.to_data(x0.cpu()))
@@ -156,11 +159,13 @@ def main(argv: list[str] | None = None) -> dict:
                         "the given frames of forecasts (1: none; needs a model trained with loss.cond_dropout)")
     parser.add_argument("--forecast-only", action="store_true", help="score the model's forecasts, not its free "
                         "clips (to compare rollout settings at half the cost)")
+    parser.add_argument("--device", default="cpu", help="where the model samples (cuda on a GPU machine); the "
+                        "judge scores on the CPU")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.time()
-    model = load_model(args.checkpoint, args.size) if args.checkpoint else None
+    model = load_model(args.checkpoint, args.size, args.device) if args.checkpoint else None
     if model is not None:
         _, window, size, _ = model.domain.shape
         frames = args.frames or window
