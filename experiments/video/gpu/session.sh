@@ -29,19 +29,7 @@ stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 mkdir -p "$OUT" /tmp/site
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; } > "$OUT/gpu_info.txt" 2>&1
 tar xJf .gpu/video_pydeps.tar.xz -C /tmp/site || exit 1
-# The package laid out as its wheel installs it (setup.py's package_dir), entry points included.
-rm -rf /tmp/site/sciffusion /tmp/site/sciffusion_domains
-cp -r sciffusion /tmp/site/sciffusion && cp -r conf /tmp/site/sciffusion/conf && cp -r domains /tmp/site/sciffusion_domains
-python3 - <<'PY' || exit 1
-import pathlib, tomllib
-project = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]
-info = pathlib.Path("/tmp/site/sciffusion-0.1.0.dist-info")
-info.mkdir(exist_ok=True)
-(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: sciffusion\nVersion: {project['version']}\n")
-groups = {"console_scripts": project["scripts"], **project["entry-points"]}
-(info / "entry_points.txt").write_text("".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
-                                               for g, eps in groups.items()))
-PY
+bash experiments/gpu_site.sh /tmp/site || exit 1  # the package as its wheel installs it
 export PYTHONPATH=/tmp/site
 cd /tmp  # import the installed package (with its Hydra configs), not the source folder
 python3 -c "import torch, sciffusion; print('torch', torch.__version__, torch.cuda.is_available())" >> "$OUT/gpu_info.txt" 2>&1
