@@ -1,4 +1,9 @@
-"""Leaving the process group: all ranks meet at a barrier before a normal teardown; an error skips both."""
+"""Leaving the process group: all ranks meet at a barrier before a normal teardown; an error skips both; a
+finished rank exits without Python's finalisers."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from sciffusion.training import distributed
@@ -30,3 +35,21 @@ def test_outside_torchrun_the_end_is_a_no_op():
     with distributed.process_group_closed_at_end():
         pass
     assert distributed.world() == (0, 1)
+
+
+END_A_RANK = """
+import atexit
+from sciffusion.training import distributed
+atexit.register(print, "finalisers ran")
+print("work done", end="")  # still in the buffer: a pipe is block-buffered
+distributed.end_finished_rank()
+print(" and returned", end="")
+"""
+
+
+@pytest.mark.parametrize("world_size, expected", [("2", "work done"), ("1", "work done and returnedfinalisers ran\n")])
+def test_a_finished_rank_exits_without_finalisers_and_loses_no_output(world_size, expected):
+    env = {**os.environ, "WORLD_SIZE": world_size}
+    done = subprocess.run([sys.executable, "-c", END_A_RANK], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected

@@ -48,6 +48,7 @@ def evaluate(opts: dict, out: Path) -> None:
 
 def main() -> None:
     app()
+    distributed.end_finished_rank()  # after the rank has left its process group: see there why
 
 
 if __name__ == "__main__":

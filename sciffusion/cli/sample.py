@@ -72,6 +72,7 @@ def app(cfg: DictConfig) -> None:
 
 def main() -> None:
     app()
+    distributed.end_finished_rank()  # after the rank has left its process group: see there why
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def main() -> None:
     with reported("sciffusion-train"):  # before Hydra: its error for a file without the header is obscure
         check_experiments(sys.argv[1:])
     app()
+    distributed.end_finished_rank()  # after the rank has left its process group: see there why
 
 
 if __name__ == "__main__":

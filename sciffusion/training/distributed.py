@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 from typing import Any, Iterator
 
 import torch
@@ -84,3 +86,18 @@ def process_group_closed_at_end() -> Iterator[None]:
     yield
     barrier()
     teardown()
+
+
+def end_finished_rank() -> None:
+    """Exit a ``torchrun`` rank that finished its work and left the process group, skipping Python's
+    finalisation; outside a multi-rank launch, return. gloo's worker threads can outlive
+    ``destroy_process_group`` (DDP's reducer still holds the group), and destroying them while the interpreter
+    is torn down aborted a rank in CI with "terminate called without an active exception" after both ranks
+    had finished and met at the closing barrier. Every file the run writes is closed by then; the streams and
+    the logging handlers are flushed here."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
