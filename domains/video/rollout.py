@@ -4,8 +4,11 @@ A model draws windows of T frames. Given the first k frames of a clip, each wind
 first k frames known (the last k frames of the clip so far) and its first ``new_frames`` new frames
 (default all T - k) are appended, until the clip holds ``frames`` frames (any number, past T). Fewer new
 frames a window keep every frame at a short lead from known ones, for a model whose use of the given
-frames fades with the lead, at the cost of more windows. The known frames are passed the way the
-model was trained for them:
+frames fades with the lead, at the cost of more windows. With ``start_sigma`` a window does not start
+from pure noise: its new frames start as the last known frame (persistence) noised to that scaled noise
+level, and sampling runs the rest of the grid from there (SDEdit, Meng et al. 2022), so that what the
+noise has not covered, the shapes of the content, is carried over instead of redrawn. The known frames are
+passed the way the model was trained for them:
 
     conditioning  a model trained with ``domain.given_frames = k`` gets them as cond["frames"]
     inpainting    any other model generates them under the core's ``Inpainting`` guidance on the time
@@ -52,13 +55,16 @@ from .domain import VideoDomain
 @torch.no_grad()
 def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, given: Tensor, *, frames: int,
             sampler: str = "heun", steps: int = 20, grid: str = "karras", seed: int = 0, method: str = "replace",
-            progress: bool = False, cond: dict[str, Tensor] | None = None, new_frames: int | None = None) -> Tensor:
+            progress: bool = False, cond: dict[str, Tensor] | None = None, new_frames: int | None = None,
+            start_sigma: float | None = None) -> Tensor:
     """Clips ``[B, C, frames, H, W]`` in data units that start with ``given [B, C, k, H, W]`` (data units).
 
     ``k`` must be the model's ``given_frames`` when it was trained with them; otherwise any
     ``0 < k < T``. Each window adds ``new_frames`` frames (``1..T - k``, default ``T - k``); ``B`` clips are drawn together (repeat a start
     to draw an ensemble). ``cond`` adds conditions every window is given, e.g. ``{"vector": [B, 1]}`` (the
-    viscosity, ``domain.condition(B, viscosity=NU)``) for a model trained on ``domain.viscosities``."""
+    viscosity, ``domain.condition(B, viscosity=NU)``) for a model trained on ``domain.viscosities``.
+    ``start_sigma`` starts each window's new frames from the last known frame at that scaled noise level
+    (``grid`` must be one in noise level: karras or uniform_log_snr)."""
     from sciffusion.samplers import prior_sample, sample
 
     c, window, h, w = domain.shape
@@ -82,7 +88,7 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
     clip = domain.encode(given.float()).to(device)
     known = torch.zeros(window, dtype=torch.bool, device=device)
     known[:k] = True
-    ts = make_grid(grid, process, steps)
+    ts = start_grid(grid, process, steps, start_sigma)
     space = DenseSpace()
     windows = range(-(-(frames - k) // new_frames))
     for index in tqdm(windows, desc="rollout windows", disable=not progress):
@@ -96,12 +102,31 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
                                            scale=1.0, zeta=1.0, data_var=0.5, unconditional=domain.conditional)
             window_cond = dict(extra)
         generator = torch.Generator(device).manual_seed(seed * 1_000_003 + index)
-        x = prior_sample(process, observed, space=space, generator=generator)
+        if start_sigma is None:
+            x = prior_sample(process, observed, space=space, generator=generator)
+        else:  # persistence: every new frame is the last known one, then noised to the grid's first time
+            guess = torch.cat([observed[:, :, :k], observed[:, :, k - 1:k].expand(-1, -1, window - k, -1, -1)], dim=2)
+            t0 = ts[0].to(guess.dtype)
+            eps = torch.randn(guess.shape, generator=generator, device=device, dtype=guess.dtype)
+            x = process.marginal(guess, eps, process.alpha(t0), process.sigma(t0))
         x0 = sample(sampler, guided, x, ts, process=process, space=space, cond=window_cond, generator=generator)
         clip = torch.cat([clip, x0[:, :, k:k + new_frames]], dim=2)
     out = domain.to_data(clip[:, :, :frames].cpu())
     out[:, :, :k] = given.float()  # the given frames exactly, not their encode/decode round trip
     return out
+
+
+def start_grid(grid: str, process: NoiseProcess, steps: int, start_sigma: float | None) -> Tensor:
+    """The sampling grid, from the process's top noise level, or from ``start_sigma`` (a scaled sigma)."""
+    if start_sigma is None:
+        return make_grid(grid, process, steps)
+    if grid not in ("karras", "uniform_log_snr"):
+        raise ValueError(f"start_sigma needs a grid in noise level (karras or uniform_log_snr), not grid={grid!r}")
+    top = float(process.scaled_sigma(torch.tensor(process.t_max, dtype=torch.float64)))
+    if not 0.002 < start_sigma <= top:
+        raise ValueError(f"start_sigma={start_sigma} must lie above 0.002 (the grid's last noise level) and at most "
+                         f"{top:.4g}, the process's top noise level")
+    return make_grid(grid, process, steps, sigma_max=start_sigma)
 
 
 @dataclass
@@ -112,6 +137,7 @@ class RolloutOptions:
     given: int | None = None  # default: the model's given_frames
     members: int = 4
     new_frames: int | None = None
+    start_sigma: float | None = None  # new frames start from the last known one at this noise level (SDEdit)
     viscosity: float | None = None  # a model trained on domain.viscosities (default: a test:K input's own)
     sampler: str | None = None
     steps: int | None = None
@@ -161,7 +187,7 @@ def run(opts: RolloutOptions) -> dict:
     print(f"rollout: {opts.members} members of {frames} frames from {given} given, {settings.describe()}", flush=True)
     clips = rollout(model.denoiser, model.process, domain, start_frames, frames=frames, sampler=settings.sampler,
                     steps=settings.steps, grid=settings.grid, seed=opts.seed, method=opts.method, progress=True,
-                    cond=cond, new_frames=opts.new_frames)
+                    cond=cond, new_frames=opts.new_frames, start_sigma=opts.start_sigma)
     objects = domain.clips(clips, cond)
     out_dir = Path(opts.out_dir)
     every = -(-frames // 16)  # the figure shows at most 16 frames a member: every k-th

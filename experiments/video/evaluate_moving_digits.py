@@ -111,10 +111,12 @@ def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor
 
 
 def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
-              new_frames: int | None = None, context_guidance: float = 1.0) -> torch.Tensor:
+              new_frames: int | None = None, context_guidance: float = 1.0,
+              start_sigma: float | None = None) -> torch.Tensor:
     """Continuations ``[N, C, T, H, W]`` of each test clip's first ``given`` frames (``rollout.rollout``:
     one window, or more past the model's window or with ``new_frames`` a window). ``context_guidance`` > 1
-    applies classifier-free guidance to the given frames (a model trained with ``loss.cond_dropout``)."""
+    applies classifier-free guidance to the given frames (a model trained with ``loss.cond_dropout``);
+    ``start_sigma`` starts each window's new frames from the last given one at that noise level (SDEdit)."""
     from sciffusion.cli.checks import CFG_TARGET
     from sciffusion_domains.video.rollout import rollout
 
@@ -123,7 +125,7 @@ def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
     denoiser = model.denoiser if context_guidance == 1.0 else model.guided(guidance)  # checked: cond_dropout > 0
     return rollout(denoiser, model.process, model.domain, test[:, :, :given], frames=test.shape[2],
                    sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed, progress=True,
-                   new_frames=new_frames)
+                   new_frames=new_frames, start_sigma=start_sigma)
 
 
 def to_pixels(clip: torch.Tensor) -> np.ndarray:
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "less the given frames)")
     parser.add_argument("--context-guidance", type=float, default=1.0, help="classifier-free guidance scale on "
                         "the given frames of forecasts (1: none; needs a model trained with loss.cond_dropout)")
+    parser.add_argument("--start-sigma", type=float, help="forecast windows start their new frames from the last "
+                        "given frame noised to this level, not from pure noise (SDEdit; default: pure noise)")
     parser.add_argument("--forecast-only", action="store_true", help="score the model's forecasts, not its free "
                         "clips (to compare rollout settings at half the cost)")
     parser.add_argument("--device", default="cpu", help="where the model samples (cuda on a GPU machine); the "
@@ -200,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             tick = time.time()
             rows["model_forecast"] = (forecasts(model, test, args.given, steps=args.steps, seed=args.seed,
-                                                new_frames=args.new_frames, context_guidance=args.context_guidance),
+                                                new_frames=args.new_frames, context_guidance=args.context_guidance,
+                                                start_sigma=args.start_sigma),
                                       args.given, digits)
             seconds["model_forecast"] = round(time.time() - tick, 1)
     ref_values = reference.numpy()

@@ -61,6 +61,30 @@ def test_rollout_with_fewer_new_frames_a_window_keeps_the_first_of_each():
     assert not torch.allclose(strided[:, :, 3], one_window[:, :, 3])
 
 
+@pytest.mark.parametrize("options", [{"given_frames": 2}, {}])
+def test_a_rollout_started_at_low_noise_continues_the_last_known_frame(options):
+    domain, denoiser, process = parts(**options)
+    start = torch.stack([domain.dataset("test")[i][0] for i in range(2)])[:, :, :2]
+    kwargs = dict(frames=6, steps=3, sampler="heun", seed=1)
+    last = start[:, :, 1:2].expand(-1, -1, 4, -1, -1)
+    # from scaled sigma 0.01 the model can change little: every new frame is the last given one, nearly
+    warm = rollout(denoiser, process, domain, start, start_sigma=0.01, **kwargs)
+    assert torch.equal(warm[:, :, :2], start)
+    assert (warm[:, :, 2:] - last).abs().max() < 0.1
+    cold = rollout(denoiser, process, domain, start, **kwargs)  # from pure noise: the untrained model's own frames
+    assert (cold[:, :, 2:] - last).abs().max() > 0.5
+    assert torch.equal(rollout(denoiser, process, domain, start, start_sigma=0.01, **kwargs), warm)
+
+
+def test_a_rollout_start_needs_a_noise_level_grid_and_a_level_the_process_has():
+    domain, denoiser, process = parts(given_frames=2)
+    start = torch.zeros(1, 1, 2, 16, 16)
+    with pytest.raises(ValueError, match="grid in noise level"):
+        rollout(denoiser, process, domain, start, frames=4, grid="uniform_t", start_sigma=1.0)
+    with pytest.raises(ValueError, match="at most 80"):
+        rollout(denoiser, process, domain, start, frames=4, start_sigma=100.0)
+
+
 def test_the_rollout_command_continues_a_clip_past_the_window_and_writes_the_domains_files(tmp_path):
     """``python -m sciffusion_domains.video.rollout`` with the shipped viscosity model, from a .npy clip (no
     data on disk): the given frames come back exactly, every member has the asked length, and the viscosity
