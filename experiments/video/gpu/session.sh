@@ -5,7 +5,8 @@
 # noise levels; domains/video/README.md) at 4x the width (64 channels, ~5M parameters) and 4x the batch
 # (32), bf16 autocast, for TRAIN_SECONDS; then the GPU tests, and the judge's scores of what it learnt.
 # Brings back (under $OUT): forecaster.ckpt (EMA weights and config, for sampling; full Adam state would
-# not fit the transfer), metrics.jsonl, train.log, scores.json / scores.md / frames.png, gpu_tests.log.
+# not fit the transfer), metrics.jsonl, train.log, scores.json / scores.md / frames.png (forecasts from pure
+# noise) and scores_warm/ (forecasts started from the last frame, start_sigma 0.5), gpu_tests.log.
 #
 # Prepare here:  bash experiments/video/gpu/prepare.sh
 # Run there:     device tool: run "bash experiments/video/gpu/session.sh" carrying .gpu   (about 10 min)
@@ -16,7 +17,7 @@ export PYTHONUNBUFFERED=1
 REPO=$(pwd)
 OUT=${OUT:-/tmp/gpu_out}
 DEVICE=${DEVICE:-cuda}
-TRAIN_SECONDS=${TRAIN_SECONDS:-420}
+TRAIN_SECONDS=${TRAIN_SECONDS:-360}  # leaves the tests and both judges inside one 600 s call
 TRAIN_STEPS=${TRAIN_STEPS:-8000}   # the cosine schedule's length; the timeout may stop the run before it
 CHANNELS=${CHANNELS:-64}
 HEAD_CHANNELS=${HEAD_CHANNELS:-32}
@@ -66,3 +67,9 @@ timeout 240 python3 "$REPO/experiments/video/evaluate_moving_digits.py" --checkp
     --device "$DEVICE" --out "$OUT/scores" --samples "$SAMPLES" --reference 256 --steps 20 --frames 16 \
     > "$OUT/evaluate.log" 2>&1
 stamp "evaluated (rc $?)"; tail -n 8 "$OUT/evaluate.log"
+
+# 4. Forecasts started from the last frame at noise 0.5, one new frame a window (the best CPU setting)
+timeout 120 python3 "$REPO/experiments/video/evaluate_moving_digits.py" --checkpoint "$OUT/forecaster.ckpt" \
+    --device "$DEVICE" --out "$OUT/scores_warm" --samples "$SAMPLES" --reference 256 --steps 20 --frames 16 \
+    --forecast-only --new-frames 1 --start-sigma 0.5 > "$OUT/evaluate_warm.log" 2>&1
+stamp "evaluated warm starts (rc $?)"; tail -n 2 "$OUT/evaluate_warm.log"
