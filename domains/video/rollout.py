@@ -30,6 +30,7 @@ start the rollout; ``given`` defaults to the model's ``given_frames``. Settings 
 """
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
@@ -47,7 +48,7 @@ from sciffusion.guidance import device_of
 from sciffusion.parameterization import Denoiser
 from sciffusion.processes import NoiseProcess
 from sciffusion.space import DenseSpace
-from sciffusion.timesteps import make_grid
+from sciffusion.timesteps import GRIDS, make_grid
 
 from .domain import VideoDomain
 
@@ -102,13 +103,11 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
                                            scale=1.0, zeta=1.0, data_var=0.5, unconditional=domain.conditional)
             window_cond = dict(extra)
         generator = torch.Generator(device).manual_seed(seed * 1_000_003 + index)
-        if start_sigma is None:
-            x = prior_sample(process, observed, space=space, generator=generator)
-        else:  # persistence: every new frame is the last known one, then noised to the grid's first time
-            guess = torch.cat([observed[:, :, :k], observed[:, :, k - 1:k].expand(-1, -1, window - k, -1, -1)], dim=2)
-            t0 = ts[0].to(guess.dtype)
-            eps = torch.randn(guess.shape, generator=generator, device=device, dtype=guess.dtype)
-            x = process.marginal(guess, eps, process.alpha(t0), process.sigma(t0))
+        x = prior_sample(process, observed, space=space, generator=generator,
+                         t=None if start_sigma is None else float(ts[0]))
+        if start_sigma is not None:  # the signal under that noise: persistence, every new frame the last known one
+            persistence = torch.cat([observed[:, :, :k], observed[:, :, k - 1:k].expand(-1, -1, window - k, -1, -1)], dim=2)
+            x = x + process.alpha(ts[0]).to(x.dtype) * persistence
         x0 = sample(sampler, guided, x, ts, process=process, space=space, cond=window_cond, generator=generator)
         clip = torch.cat([clip, x0[:, :, k:k + new_frames]], dim=2)
     out = domain.to_data(clip[:, :, :frames].cpu())
@@ -120,11 +119,14 @@ def start_grid(grid: str, process: NoiseProcess, steps: int, start_sigma: float 
     """The sampling grid, from the process's top noise level, or from ``start_sigma`` (a scaled sigma)."""
     if start_sigma is None:
         return make_grid(grid, process, steps)
-    if grid not in ("karras", "uniform_log_snr"):
-        raise ValueError(f"start_sigma needs a grid in noise level (karras or uniform_log_snr), not grid={grid!r}")
+    options = inspect.signature(GRIDS[grid]).parameters if grid in GRIDS else {}
+    if "sigma_max" not in options:  # an unknown name is make_grid's error
+        in_noise_level = sorted(name for name, f in GRIDS.items() if "sigma_max" in inspect.signature(f).parameters)
+        raise ValueError(f"start_sigma needs a grid in noise level ({' or '.join(in_noise_level)}), not grid={grid!r}")
+    last = options["sigma_min"].default
     top = float(process.scaled_sigma(torch.tensor(process.t_max, dtype=torch.float64)))
-    if not 0.002 < start_sigma <= top:
-        raise ValueError(f"start_sigma={start_sigma} must lie above 0.002 (the grid's last noise level) and at most "
+    if not last < start_sigma <= top:  # make_grid would cap a higher one silently at the top
+        raise ValueError(f"start_sigma={start_sigma} must lie above {last} (the grid's last noise level) and at most "
                          f"{top:.4g}, the process's top noise level")
     return make_grid(grid, process, steps, sigma_max=start_sigma)
 
