@@ -26,7 +26,10 @@ member, and ``rollout.json``):
 
 ``input`` is ``test:K`` or a ``.npy`` clip ``[C, T, H, W]`` (or ``[T, H, W]``) whose first ``given`` frames
 start the rollout; ``given`` defaults to the model's ``given_frames``. Settings left out (``sampler``,
-``steps``, ``grid``) are the checkpoint's.
+``steps``, ``grid``, ``new_frames``, ``start_sigma``, ``start_from``) are the checkpoint's: a checkpoint
+stores its measured rollout settings in ``sampling_defaults["rollout"]`` (``{"new_frames": 1,
+"start_sigma": 0.5}``), else a window adds all its new frames from pure noise. ``start_sigma=none`` starts from pure noise even
+where the checkpoint stores a level.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,13 +55,16 @@ from sciffusion.space import DenseSpace
 from sciffusion.timesteps import GRIDS, make_grid
 
 from .domain import VideoDomain
+from .extrapolation import extrapolate_frames
+
+START_FROM = ("persistence", "extrapolation")  # what a warm-started window's new frames start as
 
 
 @torch.no_grad()
 def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, given: Tensor, *, frames: int,
             sampler: str = "heun", steps: int = 20, grid: str = "karras", seed: int = 0, method: str = "replace",
             progress: bool = False, cond: dict[str, Tensor] | None = None, new_frames: int | None = None,
-            start_sigma: float | None = None) -> Tensor:
+            start_sigma: float | None = None, start_from: str = "persistence") -> Tensor:
     """Clips ``[B, C, frames, H, W]`` in data units that start with ``given [B, C, k, H, W]`` (data units).
 
     ``k`` must be the model's ``given_frames`` when it was trained with them; otherwise any
@@ -65,7 +72,8 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
     to draw an ensemble). ``cond`` adds conditions every window is given, e.g. ``{"vector": [B, 1]}`` (the
     viscosity, ``domain.condition(B, viscosity=NU)``) for a model trained on ``domain.viscosities``.
     ``start_sigma`` starts each window's new frames from the last known frame at that scaled noise level
-    (``grid`` must be one in noise level: karras or uniform_log_snr)."""
+    (``grid`` must be one in noise level: karras or uniform_log_snr), or with ``start_from="extrapolation"``
+    from the last known frame carried along the optical flow between the last two (``extrapolation``)."""
     from sciffusion.samplers import prior_sample, sample
 
     c, window, h, w = domain.shape
@@ -90,6 +98,10 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
     known = torch.zeros(window, dtype=torch.bool, device=device)
     known[:k] = True
     ts = start_grid(grid, process, steps, start_sigma)
+    if start_from not in START_FROM:
+        raise ValueError(f"start_from={start_from!r}: give one of {', '.join(START_FROM)}")
+    if start_from == "extrapolation" and k < 2:
+        raise ValueError(f"start_from=extrapolation needs 2 or more given frames (the motion between the last two), got {k}")
     space = DenseSpace()
     windows = range(-(-(frames - k) // new_frames))
     for index in tqdm(windows, desc="rollout windows", disable=not progress):
@@ -105,9 +117,12 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
         generator = torch.Generator(device).manual_seed(seed * 1_000_003 + index)
         x = prior_sample(process, observed, space=space, generator=generator,
                          t=None if start_sigma is None else float(ts[0]))
-        if start_sigma is not None:  # the signal under that noise: persistence, every new frame the last known one
-            persistence = torch.cat([observed[:, :, :k], observed[:, :, k - 1:k].expand(-1, -1, window - k, -1, -1)], dim=2)
-            x = x + process.alpha(ts[0]).to(x.dtype) * persistence
+        if start_sigma is not None:  # the signal under that noise: the known frames, then a guess of the new ones
+            if start_from == "extrapolation":
+                guess = extrapolate_frames(observed, k, window - k)
+            else:  # persistence: every new frame the last known one
+                guess = observed[:, :, k - 1:k].expand(-1, -1, window - k, -1, -1)
+            x = x + process.alpha(ts[0]).to(x.dtype) * torch.cat([observed[:, :, :k], guess], dim=2)
         x0 = sample(sampler, guided, x, ts, process=process, space=space, cond=window_cond, generator=generator)
         clip = torch.cat([clip, x0[:, :, k:k + new_frames]], dim=2)
     out = domain.to_data(clip[:, :, :frames].cpu())
@@ -139,7 +154,9 @@ class RolloutOptions:
     given: int | None = None  # default: the model's given_frames
     members: int = 4
     new_frames: int | None = None
-    start_sigma: float | None = None  # new frames start from the last known one at this noise level (SDEdit)
+    # new frames start from the last known one at this noise level (SDEdit); "none": from pure noise
+    start_sigma: Any = None
+    start_from: str | None = None  # with start_sigma: what the new frames start as (persistence, extrapolation)
     viscosity: float | None = None  # a model trained on domain.viscosities (default: a test:K input's own)
     sampler: str | None = None
     steps: int | None = None
@@ -147,6 +164,51 @@ class RolloutOptions:
     method: str = "replace"  # how a model trained without given frames is given them (inpainting)
     seed: int = 0
     out_dir: str = "rollout"
+
+
+PURE_NOISE = "none"  # start_sigma=none: from pure noise, whatever the checkpoint stores
+LIBRARY = {"new_frames": None, "start_sigma": None, "start_from": "persistence"}  # all new frames, pure noise
+
+
+def rollout_settings(stored: dict[str, Any] | None, **given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The window settings of a rollout (``new_frames``, ``start_sigma``, ``start_from``: ``rollout``'s
+    keywords) and where each came from: the given value (None: not given), else the checkpoint's
+    ``sampling_defaults["rollout"]`` (``stored``), else ``LIBRARY`` (every new frame of a window from pure
+    noise). ``start_sigma="none"`` asks for pure noise over a stored level."""
+    stored = dict(stored or {})
+    for name, values in (("the checkpoint's rollout defaults", stored), ("the rollout settings given", given)):
+        unknown = sorted(set(values) - set(LIBRARY))
+        if unknown:
+            raise ValueError(f"{name} hold {unknown}; a rollout's window settings are {', '.join(LIBRARY)}")
+    chosen, sources = {}, {}
+    for key, default in LIBRARY.items():
+        if given.get(key) is not None:
+            chosen[key], sources[key] = given[key], "given"
+        elif stored.get(key) is not None:
+            chosen[key], sources[key] = stored[key], "checkpoint sampling_defaults"
+        else:
+            chosen[key], sources[key] = default, "library default"
+    sigma = chosen["start_sigma"]
+    if isinstance(sigma, str) and sigma.lower() == PURE_NOISE:
+        chosen["start_sigma"] = None
+    elif sigma is not None:
+        if isinstance(sigma, (bool, str)) or not isinstance(sigma, (int, float)):
+            raise ValueError(f"start_sigma={sigma!r}: give a noise level (0.5) or {PURE_NOISE!r} (start from pure noise)")
+        chosen["start_sigma"] = float(sigma)
+    if chosen["start_from"] not in START_FROM:
+        raise ValueError(f"start_from={chosen['start_from']!r}: give one of {', '.join(START_FROM)}")
+    return chosen, sources
+
+
+def describe_windows(chosen: dict[str, Any], sources: dict[str, str], new_by_default: int) -> str:
+    """One line: the window settings and where each came from (``settings.Settings.describe``'s form)."""
+    by_source: dict[str, list[str]] = {}
+    for key, source in sources.items():
+        by_source.setdefault(source, []).append(key)
+    start = (PURE_NOISE if chosen["start_sigma"] is None
+             else f"{chosen['start_sigma']} start_from={chosen['start_from']}")
+    return (f"new_frames={chosen['new_frames'] or new_by_default} start_sigma={start} ("
+            + "; ".join(f"{source}: {', '.join(keys)}" for source, keys in by_source.items()) + ")")
 
 
 def given_frames(domain: VideoDomain, input: str, given: int) -> Tensor:
@@ -186,17 +248,21 @@ def run(opts: RolloutOptions) -> dict:
     # what every window is given besides the frames: a viscosity model's viscosity (asked, else test:K's own)
     cond = domain.viscosity_condition(opts.members, opts.viscosity, opts.input, unconditional=False)
     settings = model.settings(sampler=opts.sampler, steps=opts.steps, grid=opts.grid)
-    print(f"rollout: {opts.members} members of {frames} frames from {given} given, {settings.describe()}", flush=True)
+    windows, sources = rollout_settings(model.sampling_defaults.get("rollout"), new_frames=opts.new_frames,
+                                        start_sigma=opts.start_sigma, start_from=opts.start_from)
+    windowing = describe_windows(windows, sources, window - given)
+    print(f"rollout: {opts.members} members of {frames} frames from {given} given, {settings.describe()}, "
+          f"{windowing}", flush=True)
     clips = rollout(model.denoiser, model.process, domain, start_frames, frames=frames, sampler=settings.sampler,
                     steps=settings.steps, grid=settings.grid, seed=opts.seed, method=opts.method, progress=True,
-                    cond=cond, new_frames=opts.new_frames, start_sigma=opts.start_sigma)
+                    cond=cond, **windows)
     objects = domain.clips(clips, cond)
     out_dir = Path(opts.out_dir)
     every = -(-frames // 16)  # the figure shows at most 16 frames a member: every k-th
     shown = [replace(obj, pixels=obj.pixels[::every]) for obj in objects]
     files = domain.save(objects, out_dir) + [domain.figure(shown, out_dir / "figure.png")]
     result = {"options": asdict(opts), "frames": frames, "given": given, "window": window, "figure_every": every,
-              "sampling": settings.describe(), "files": [str(f) for f in files], "seconds": round(time.time() - start, 1)}
+              "sampling": settings.describe(), "windows": windowing, "files": [str(f) for f in files], "seconds": round(time.time() - start, 1)}
     (out_dir / "rollout.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -4,6 +4,8 @@ rows scored the same way at the same N (Frechet distances depend on N):
 
     real_test        real test clips (other digit images): the floor every score can reach
     persistence      the first --given frames of each test clip, then its last given frame repeated
+    extrapolation    the first --given frames, then the last carried along the optical flow between the last
+                     two (``extrapolation``: the classical nowcast, persistence with motion)
     shuffled         the test clips with their frames in a random order (the same frames, no motion):
                      video_fd must see it, frame_fd cannot
     model_free       with --checkpoint: --samples clips drawn without given frames (a model trained with
@@ -11,7 +13,7 @@ rows scored the same way at the same N (Frechet distances depend on N):
     model_forecast   with --checkpoint: a continuation of each test clip's first --given frames (by
                      conditioning if the model was trained with given frames, else by inpainting in time)
 
-Forecast rows (persistence, model_forecast) leave the given frames out of the per-frame scores; every
+Forecast rows (persistence, extrapolation, model_forecast) leave the given frames out of the per-frame scores; every
 row built on test clips also gets ``digits_recognised`` (frames showing exactly the test clip's digits).
 The reference clips are training-split clips from index 50,000 on: the digit images the models and the
 judge learnt from, on trajectories neither was trained on. Writes ``scores.json``, ``scores.md`` and
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from sciffusion_domains.video import judge as judging
 from sciffusion_domains.video.data import pair_label
+from sciffusion_domains.video.extrapolation import extrapolation
 from sciffusion_domains.video.metrics import clip_metrics
 
 REFERENCE_START = 50_000  # training-split clip indices no model (train_clips=10000) or judge (6000) saw
@@ -112,11 +115,12 @@ def free_clips(model, count: int, *, steps: int, seed: int, labels: torch.Tensor
 
 def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
               new_frames: int | None = None, context_guidance: float = 1.0,
-              start_sigma: float | None = None) -> torch.Tensor:
+              start_sigma: float | None = None, start_from: str = "persistence") -> torch.Tensor:
     """Continuations ``[N, C, T, H, W]`` of each test clip's first ``given`` frames (``rollout.rollout``:
     one window, or more past the model's window or with ``new_frames`` a window). ``context_guidance`` > 1
     applies classifier-free guidance to the given frames (a model trained with ``loss.cond_dropout``);
-    ``start_sigma`` starts each window's new frames from the last given one at that noise level (SDEdit)."""
+    ``start_sigma`` starts each window's new frames from the last given one at that noise level (SDEdit), or
+    with ``start_from="extrapolation"`` from its optical-flow extrapolation."""
     from sciffusion.cli.checks import CFG_TARGET
     from sciffusion_domains.video.rollout import rollout
 
@@ -125,7 +129,7 @@ def forecasts(model, test: torch.Tensor, given: int, *, steps: int, seed: int,
     denoiser = model.denoiser if context_guidance == 1.0 else model.guided(guidance)  # checked: cond_dropout > 0
     return rollout(denoiser, model.process, model.domain, test[:, :, :given], frames=test.shape[2],
                    sampler=settings.sampler, steps=settings.steps, grid=settings.grid, seed=seed, progress=True,
-                   new_frames=new_frames, start_sigma=start_sigma)
+                   new_frames=new_frames, start_sigma=start_sigma, start_from=start_from)
 
 
 def to_pixels(clip: torch.Tensor) -> np.ndarray:
@@ -161,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "the given frames of forecasts (1: none; needs a model trained with loss.cond_dropout)")
     parser.add_argument("--start-sigma", type=float, help="forecast windows start their new frames from the last "
                         "given frame noised to this level, not from pure noise (SDEdit; default: pure noise)")
+    parser.add_argument("--start-from", default="persistence", choices=["persistence", "extrapolation"],
+                        help="with --start-sigma: what the new frames start as under the noise")
     parser.add_argument("--forecast-only", action="store_true", help="score the model's forecasts, not its free "
                         "clips (to compare rollout settings at half the cost)")
     parser.add_argument("--device", default="cpu", help="where the model samples (cuda on a GPU machine); the "
@@ -189,6 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
     # name: (clips, given frames left out of the per-frame scores, true digits of each clip or None)
     rows = {"real_test": (test, 0, digits), "persistence": (persistence(test, args.given), args.given, digits),
             "shuffled": (shuffled(test, args.seed), 0, digits)}
+    if args.given >= 2:  # the flow needs two known frames
+        rows["extrapolation"] = (extrapolation(test, args.given), args.given, digits)
     seconds = {}
     if model is not None:
         tick = time.time()
@@ -205,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
             tick = time.time()
             rows["model_forecast"] = (forecasts(model, test, args.given, steps=args.steps, seed=args.seed,
                                                 new_frames=args.new_frames, context_guidance=args.context_guidance,
-                                                start_sigma=args.start_sigma),
+                                                start_sigma=args.start_sigma, start_from=args.start_from),
                                       args.given, digits)
             seconds["model_forecast"] = round(time.time() - tick, 1)
     ref_values = reference.numpy()

@@ -76,6 +76,24 @@ def test_a_rollout_started_at_low_noise_continues_the_last_known_frame(options):
     assert torch.equal(rollout(denoiser, process, domain, start, start_sigma=0.01, **kwargs), warm)
 
 
+def test_a_rollout_started_from_the_extrapolation_carries_the_motion_on():
+    """From scaled sigma 0.01 with ``start_from="extrapolation"`` the new frames are the optical-flow
+    extrapolation of the given ones (a blob moving a pixel a frame goes on moving), not the last frame."""
+    from sciffusion_domains.video.extrapolation import extrapolate_frames
+
+    domain, denoiser, process = parts(given_frames=2)
+    rows, cols = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    blob = lambda t: torch.exp(-((rows - 7) ** 2 + (cols - 4 - t) ** 2) / 8) * 2 - 1  # noqa: E731 (in [-1, 1])
+    start = torch.stack([blob(0), blob(1)])[None, None]  # [1, 1, 2, 16, 16]
+    kwargs = dict(frames=4, steps=3, sampler="heun", seed=1, start_sigma=0.01)
+    moved = rollout(denoiser, process, domain, start, start_from="extrapolation", **kwargs)
+    truth = torch.stack([blob(2), blob(3)])
+    assert (moved[0, 0, 2:] - extrapolate_frames(start, 2, 2)[0, 0]).abs().max() < 0.1
+    assert (moved[0, 0, 2:] - truth).norm() < 0.3 * (start[0, 0, 1:2] - truth).norm()  # nearer than persistence
+    with pytest.raises(ValueError, match="start_from='flow'"):
+        rollout(denoiser, process, domain, start, start_from="flow", **kwargs)
+
+
 def test_a_rollout_start_needs_a_noise_level_grid_and_a_level_the_process_has():
     domain, denoiser, process = parts(given_frames=2)
     start = torch.zeros(1, 1, 2, 16, 16)
@@ -133,3 +151,56 @@ def test_the_rollout_command_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="not trained on several viscosities"):
         rollout_module.main(["checkpoint=turbulence", f"input={tmp_path / 'ok.npy'}", "viscosity=1e-3",
                              f"out_dir={tmp_path}"])
+
+
+def test_rollout_settings_come_from_the_user_then_the_checkpoint_then_the_library():
+    from sciffusion_domains.video.rollout import rollout_settings
+
+    stored = {"new_frames": 1, "start_sigma": 0.5}
+    chosen, sources = rollout_settings(stored)
+    assert chosen == {"new_frames": 1, "start_sigma": 0.5, "start_from": "persistence"}
+    assert sources == {"new_frames": "checkpoint sampling_defaults", "start_sigma": "checkpoint sampling_defaults",
+                       "start_from": "library default"}
+    chosen, sources = rollout_settings(stored, new_frames=3, start_sigma=0.25, start_from="extrapolation")
+    assert chosen == {"new_frames": 3, "start_sigma": 0.25, "start_from": "extrapolation"}
+    assert set(sources.values()) == {"given"}
+    assert rollout_settings(stored, start_sigma="none")[0]["start_sigma"] is None  # pure noise over the stored level
+    assert rollout_settings(None)[0] == {"new_frames": None, "start_sigma": None, "start_from": "persistence"}
+    with pytest.raises(ValueError, match="give a noise level"):
+        rollout_settings(stored, start_sigma="cold")
+    with pytest.raises(ValueError, match="start_from='flow'"):
+        rollout_settings(stored, start_from="flow")
+    with pytest.raises(ValueError, match="rollout defaults hold \\['steps'\\]"):
+        rollout_settings({"steps": 3})
+
+
+def test_the_shipped_moving_digits_forecaster_rolls_out_with_its_measured_window_settings(tmp_path):
+    """``checkpoint=moving_digits`` with no window settings rolls out one new frame a window from the last
+    frame at 0.5 (what it stores): the same clips as ``rollout`` called with those, other clips with
+    ``start_sigma=none``, and rollout.json says where each setting came from."""
+    import json
+
+    import numpy as np
+
+    import sciffusion
+    from sciffusion import shipped
+    from sciffusion_domains.video import rollout as rollout_module
+
+    if shipped.lookup("moving_digits").path() is None:
+        pytest.skip("the moving_digits checkpoint is not installed")
+    clip = np.random.default_rng(0).uniform(size=(1, 4, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "clip.npy", clip)
+    common = ["checkpoint=moving_digits", f"input={tmp_path / 'clip.npy'}", "frames=7", "members=2", "steps=3"]
+    rollout_module.main([*common, f"out_dir={tmp_path / 'stored'}"])
+    result = json.loads((tmp_path / "stored" / "rollout.json").read_text())
+    assert result["windows"].startswith("new_frames=1 start_sigma=0.5 start_from=persistence (checkpoint "
+                                        "sampling_defaults: new_frames, start_sigma")
+    model = sciffusion.load("moving_digits")
+    expected = rollout(model.denoiser, model.process, model.domain, torch.from_numpy(clip)[None].expand(2, -1, -1, -1, -1),
+                       frames=7, steps=3, new_frames=1, start_sigma=0.5)
+    stored = np.stack([np.load(tmp_path / "stored" / f"sample_0000{m}.npy") for m in range(2)])
+    np.testing.assert_allclose(stored, expected.numpy(), atol=1e-6)
+    rollout_module.main([*common, "start_sigma=none", f"out_dir={tmp_path / 'cold'}"])
+    cold = np.stack([np.load(tmp_path / "cold" / f"sample_0000{m}.npy") for m in range(2)])
+    assert "given: start_sigma" in json.loads((tmp_path / "cold" / "rollout.json").read_text())["windows"]
+    assert not np.allclose(cold[:, :, 4:], stored[:, :, 4:])
