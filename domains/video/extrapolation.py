@@ -22,6 +22,7 @@ from torch import Tensor
 # Lucas-Kanade window half-width: of 3, 5, 7 and 9 on 64 Moving-MNIST test clips at 32x32, 7 gave the
 # lowest video FD (20.0; 25.8 at 3, TV-L1 25.3): experiments/video/moving_digits_extrapolation/
 RADIUS = 7
+BOUNDARIES = ("edge", "wrap")  # scikit-image's warp modes for a bounded and a periodic domain
 
 
 def flow_between(previous: np.ndarray, last: np.ndarray, radius: int = RADIUS) -> np.ndarray:
@@ -31,10 +32,13 @@ def flow_between(previous: np.ndarray, last: np.ndarray, radius: int = RADIUS) -
     return np.stack(optical_flow_ilk(last, previous, radius=radius))
 
 
-def extrapolate_frames(clips: Tensor, known: int, count: int) -> Tensor:
+def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str = "edge") -> Tensor:
     """``count`` frames ``[B, C, count, H, W]`` after the first ``known`` frames of ``clips [B, C, T, H, W]``
     (``known >= 2``): the last known frame carried along the flow between the last two. The flow is the
-    mean of each channel's (one motion for all channels); outside the frame the edge is held."""
+    mean of each channel's (one motion for all channels). Read from outside the frame, ``boundary="edge"``
+    holds the edge (a bounded box such as Moving MNIST's), ``"wrap"`` wraps around (a periodic domain)."""
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary={boundary!r}: give one of {', '.join(BOUNDARIES)}")
     if clips.dim() != 5:
         raise ValueError(f"clips must be [B, C, T, H, W], got {tuple(clips.shape)}")
     if not 2 <= known <= clips.shape[2]:
@@ -50,17 +54,17 @@ def extrapolate_frames(clips: Tensor, known: int, count: int) -> Tensor:
         for a in range(count):
             # one more flow step backwards from where the last step ended (semi-Lagrangian backtracking)
             coords = grid + displacement
-            displacement = displacement + np.stack([warp(component, coords, order=1, mode="edge", preserve_range=True)
+            displacement = displacement + np.stack([warp(component, coords, order=1, mode=boundary, preserve_range=True)
                                                     for component in flow])
             coords = grid + displacement
             for channel in range(c):
-                out[i, channel, a] = warp(values[i, channel, known - 1], coords, order=1, mode="edge",
+                out[i, channel, a] = warp(values[i, channel, known - 1], coords, order=1, mode=boundary,
                                           preserve_range=True)
     return torch.from_numpy(out).to(clips.device, clips.dtype)
 
 
-def extrapolation(clips: Tensor, given: int) -> Tensor:
+def extrapolation(clips: Tensor, given: int, *, boundary: str = "edge") -> Tensor:
     """``clips [B, C, T, H, W]`` with every frame after the first ``given`` replaced by their extrapolation."""
     out = clips.clone()
-    out[:, :, given:] = extrapolate_frames(clips, given, clips.shape[2] - given)
+    out[:, :, given:] = extrapolate_frames(clips, given, clips.shape[2] - given, boundary=boundary)
     return out

@@ -4,6 +4,8 @@ Each test trajectory gives its first ``--given`` frames; forecasts fill the rema
 model's window with an autoregressive rollout) and are scored per lead and in their physics:
 
     persistence      the last given frame, repeated (one member)
+    extrapolation    the last given frame carried along the optical flow between the last two given frames
+                     (``sciffusion_domains.video.extrapolation``, periodic; one member): the classical nowcast
     solver_seeds     the solver itself from other seeds (the val split at the same times): an ensemble with
                      the flow's exact statistics and no knowledge of the initial state (climatology)
     solver_perturbed the solver itself continued from the last given frame's velocity plus a random
@@ -31,7 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+import torch
+
 from sciffusion_domains.video import physics, turbulence
+from sciffusion_domains.video.extrapolation import extrapolate_frames
 from sciffusion_domains.video.metrics import mean_energy_spectrum
 
 
@@ -187,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     k = args.given
     target = truth[:, :, k:]
     forecasts = {"persistence": physics.persistence(truth[:, :, :k], args.length - k)[None],
+                 "extrapolation": extrapolate_frames(torch.from_numpy(truth[:, :, :k]), k, args.length - k,
+                                                     boundary="wrap").numpy()[None],
                  "solver_seeds": np.broadcast_to(others[:, None, :, k:], (len(others), *target.shape))}
     if args.perturbed_members:
         forecasts["solver_perturbed"] = perturbed_solver(test_velocity, k, sim, members=args.perturbed_members,

@@ -42,3 +42,22 @@ def test_the_known_frames_are_kept_and_too_few_are_refused():
     torch.testing.assert_close(extrapolate_frames(still, 2, 2), still[:, :, :2], atol=1e-4, rtol=0)  # no motion, no change
     with pytest.raises(ValueError, match="2 or more known frames"):
         extrapolate_frames(clip, known=1, count=2)
+
+
+def test_a_periodic_field_wraps_around_and_the_boundary_is_checked():
+    """On a periodic domain (``boundary="wrap"``) a blob leaving on the right comes back on the left."""
+    size = 32
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+
+    def periodic_blob(t):  # centre at column 28 + t, on a torus
+        dc = (cols - 28 - t + size / 2) % size - size / 2
+        return np.exp(-((rows - 16) ** 2 + dc ** 2) / (2 * 2.5 ** 2))
+
+    clip = torch.tensor(np.stack([periodic_blob(t) for t in range(10)]), dtype=torch.float32)[None, None]
+    truth = clip[:, :, 4:]
+    wrapped = extrapolate_frames(clip, 4, 6, boundary="wrap")
+    held = extrapolate_frames(clip, 4, 6, boundary="edge")
+    assert (wrapped - truth).abs().max() < 0.1
+    assert (held - truth).abs().max() > 0.5  # the edge held: nothing comes back in on the left
+    with pytest.raises(ValueError, match="boundary='periodic'"):
+        extrapolate_frames(clip, 4, 2, boundary="periodic")
