@@ -231,6 +231,31 @@ def given_frames(domain: VideoDomain, input: str, given: int) -> Tensor:
     return clip[:, :, :given]
 
 
+def model_rollout(model, given: Tensor, *, frames: int, sampler: str | None = None, steps: int | None = None,
+                  grid: str | None = None, seed: int = 0, method: str = "replace", cond: dict | None = None,
+                  progress: bool = False, verbose: bool = True, **windows: Any) -> tuple[Tensor, dict[str, str]]:
+    """``rollout`` for a loaded ``sciffusion.api.Model``, with the settings not given (None) taken from the
+    checkpoint as ``sample`` takes them (``sampler``, ``steps``, ``grid``) and from its
+    ``sampling_defaults["rollout"]`` (``windows``: ``new_frames``, ``start_sigma``, ``start_from``; see
+    ``rollout_settings``). Returns the clips and ``{"sampling": ..., "windows": ...}``, what was used and
+    where each setting came from (printed unless ``verbose=False``)::
+
+        model = sciffusion.load("moving_digits")
+        clips, used = model_rollout(model, first_frames, frames=16)   # first_frames [B, C, 4, H, W]
+    """
+    settings = model.settings(sampler=sampler, steps=steps, grid=grid)
+    chosen, sources = rollout_settings(model.sampling_defaults.get("rollout"), **windows)
+    k, window = given.shape[2], model.domain.shape[1]
+    description = {"sampling": settings.describe(), "windows": describe_windows(chosen, sources, window - k)}
+    if verbose:
+        print(f"rollout: {len(given)} clips of {frames} frames from {k} given, {description['sampling']}, "
+              f"{description['windows']}", flush=True)
+    clips = rollout(model.denoiser, model.process, model.domain, given, frames=frames, sampler=settings.sampler,
+                    steps=settings.steps, grid=settings.grid, seed=seed, method=method, progress=progress, cond=cond,
+                    **chosen)
+    return clips, description
+
+
 def run(opts: RolloutOptions) -> dict:
     import sciffusion
 
@@ -247,22 +272,17 @@ def run(opts: RolloutOptions) -> dict:
     start_frames = given_frames(domain, opts.input, given).expand(opts.members, -1, -1, -1, -1)
     # what every window is given besides the frames: a viscosity model's viscosity (asked, else test:K's own)
     cond = domain.viscosity_condition(opts.members, opts.viscosity, opts.input, unconditional=False)
-    settings = model.settings(sampler=opts.sampler, steps=opts.steps, grid=opts.grid)
-    windows, sources = rollout_settings(model.sampling_defaults.get("rollout"), new_frames=opts.new_frames,
-                                        start_sigma=opts.start_sigma, start_from=opts.start_from)
-    windowing = describe_windows(windows, sources, window - given)
-    print(f"rollout: {opts.members} members of {frames} frames from {given} given, {settings.describe()}, "
-          f"{windowing}", flush=True)
-    clips = rollout(model.denoiser, model.process, domain, start_frames, frames=frames, sampler=settings.sampler,
-                    steps=settings.steps, grid=settings.grid, seed=opts.seed, method=opts.method, progress=True,
-                    cond=cond, **windows)
+    clips, description = model_rollout(model, start_frames, frames=frames, sampler=opts.sampler, steps=opts.steps,
+                                       grid=opts.grid, seed=opts.seed, method=opts.method, cond=cond, progress=True,
+                                       new_frames=opts.new_frames, start_sigma=opts.start_sigma,
+                                       start_from=opts.start_from)
     objects = domain.clips(clips, cond)
     out_dir = Path(opts.out_dir)
     every = -(-frames // 16)  # the figure shows at most 16 frames a member: every k-th
     shown = [replace(obj, pixels=obj.pixels[::every]) for obj in objects]
     files = domain.save(objects, out_dir) + [domain.figure(shown, out_dir / "figure.png")]
     result = {"options": asdict(opts), "frames": frames, "given": given, "window": window, "figure_every": every,
-              "sampling": settings.describe(), "windows": windowing, "files": [str(f) for f in files], "seconds": round(time.time() - start, 1)}
+              **description, "files": [str(f) for f in files], "seconds": round(time.time() - start, 1)}
     (out_dir / "rollout.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

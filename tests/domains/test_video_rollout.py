@@ -200,6 +200,9 @@ def test_the_shipped_moving_digits_forecaster_rolls_out_with_its_measured_window
                        frames=7, steps=3, new_frames=1, start_sigma=0.5)
     stored = np.stack([np.load(tmp_path / "stored" / f"sample_0000{m}.npy") for m in range(2)])
     np.testing.assert_allclose(stored, expected.numpy(), atol=1e-6)
+    from_python, used = rollout_module.model_rollout(model, torch.from_numpy(clip)[None].expand(2, -1, -1, -1, -1),
+                                                     frames=7, steps=3, verbose=False)
+    assert torch.equal(from_python, expected) and used["windows"] == result["windows"]
     rollout_module.main([*common, "start_sigma=none", f"out_dir={tmp_path / 'cold'}"])
     cold = np.stack([np.load(tmp_path / "cold" / f"sample_0000{m}.npy") for m in range(2)])
     assert "given: start_sigma" in json.loads((tmp_path / "cold" / "rollout.json").read_text())["windows"]
