@@ -95,19 +95,21 @@ def perturbed_solver(velocity: np.ndarray, given: int, sim: turbulence.Simulatio
 
 
 def model_forecast(checkpoint: str, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
-                   field: str, sampler: str = "heun", grid: str = "karras") -> np.ndarray:
-    """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of the checkpoint's model from ``given``."""
+                   field: str, sampler: str = "heun", grid: str = "karras", **windows) -> np.ndarray:
+    """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of the checkpoint's model from ``given``
+    (``windows``: ``rollout``'s ``new_frames``, ``start_sigma``, ``start_from``)."""
     import sciffusion
 
     model = sciffusion.load(checkpoint)
     if model.domain.source != "turbulence" or model.domain.field != field:
         raise SystemExit(f"{checkpoint} models source={model.domain.source} field={getattr(model.domain, 'field', None)}; "
                          f"this evaluation scores turbulence {field} (--field)")
-    return rollout_members(model, given, frames, members=members, steps=steps, seed=seed, sampler=sampler, grid=grid)
+    return rollout_members(model, given, frames, members=members, steps=steps, seed=seed, sampler=sampler, grid=grid,
+                           **windows)
 
 
 def rollout_members(model, given: np.ndarray, frames: int, *, members: int, steps: int, seed: int,
-                    sampler: str = "heun", grid: str = "karras", cond: dict | None = None) -> np.ndarray:
+                    sampler: str = "heun", grid: str = "karras", cond: dict | None = None, **windows) -> np.ndarray:
     """``[M, N, C, frames - k, H, W]``: ``members`` rollouts of a loaded model from ``given [N, C, k, H, W]``;
     ``cond`` holds per-clip conditions ``[N, ...]`` (e.g. the viscosity vector), repeated for the members."""
     import torch
@@ -118,7 +120,7 @@ def rollout_members(model, given: np.ndarray, frames: int, *, members: int, step
     start = torch.from_numpy(np.tile(given, (members, 1, 1, 1, 1))).float()  # member-major: index m * N + n
     cond = {key: value.repeat(members, *[1] * (value.dim() - 1)) for key, value in (cond or {}).items()}
     clips = rollout(model.denoiser, model.process, model.domain, start, frames=frames, sampler=sampler,
-                    steps=steps, grid=grid, seed=seed, progress=True, cond=cond).numpy()
+                    steps=steps, grid=grid, seed=seed, progress=True, cond=cond, **windows).numpy()
     return clips[:, :, k:].reshape(members, len(given), *clips.shape[1:2], frames - k, *clips.shape[3:])
 
 
@@ -179,6 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sampler", default="heun", help="the model's sampler (a sciffusion sampler name)")
     parser.add_argument("--grid", default="karras", help="the model's time grid (a sciffusion grid name)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--new-frames", type=int, help="frames a rollout window adds (default: the window less the given)")
+    parser.add_argument("--start-sigma", type=float, help="rollout windows start their new frames from the last known "
+                        "frame at this noise level (SDEdit; default: pure noise)")
     parser.add_argument("--perturbed-members", type=int, default=2, help="members of solver_perturbed (0: none)")
     parser.add_argument("--perturbation", type=float, default=1e-3, help="perturbation energy / state energy")
     args = parser.parse_args(argv)
@@ -202,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.checkpoint:
         forecasts["model"] = model_forecast(args.checkpoint, truth[:, :, :k], args.length, members=args.members,
                                             steps=args.steps, seed=args.seed, field=args.field,
-                                            sampler=args.sampler, grid=args.grid)
+                                            sampler=args.sampler, grid=args.grid, new_frames=args.new_frames,
+                                            start_sigma=args.start_sigma)
     scores = {name: score(np.asarray(f, dtype=np.float64), target, args.field) for name, f in forecasts.items()}
     truth_spectrum = mean_energy_spectrum(vorticity_of(target, args.field))
     out = Path(args.out)
