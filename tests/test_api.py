@@ -16,7 +16,8 @@ DOMAIN_OF = {"qm9": "qm9", "qm9_alpha": "qm9", "qm9_joint": "qm9_joint", "qm9_jo
              "digits": "images", "digits_consistency": "images", "digits_latent": "latent",
              "spoken_digits_latent": "latent",
              "spoken_digits": "audio", "spoken_digits_2step": "audio", "hadisst": "weather", "hadisst_forecast_2step": "weather",
-             "turbulence": "video", "turbulence_interpolate": "video", "turbulence_viscosity": "video"}
+             "turbulence": "video", "turbulence_interpolate": "video", "turbulence_viscosity": "video",
+             "moving_digits": "video"}
 
 
 def _gone(*args, **kwargs):

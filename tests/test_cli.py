@@ -159,7 +159,8 @@ def test_demo_samples_every_shipped_checkpoint_molecules_first(tmp_path):
     shipped = [d for d, f in [("molecules", "qm9_joint_cpu.ckpt"), ("molecules_edm", "qm9_cpu.ckpt"),
                               ("images", "mnist_unet.ckpt"), ("images_2step", "mnist_consistency.ckpt"),
                               ("images_latent", "mnist_latent_unet.ckpt"), ("weather", "hadisst_forecast.ckpt"),
-                              ("video", "turbulence_forecast.ckpt"), ("audio", "spoken_digits.ckpt")]
+                              ("video", "turbulence_forecast.ckpt"), ("video_digits", "moving_digits_forecast.ckpt"),
+                              ("audio", "spoken_digits.ckpt")]
                if demo.shipped(folder.get(d, demo.DOMAIN_OF.get(d, d)), f) is not None]
     assert names[:len(shipped)] == shipped and (not shipped or names[0] == shipped[0])
     assert {demo.DOMAIN_OF.get(name, name) for name in names} <= set(shipped)  # extra steps belong to a domain
