@@ -13,6 +13,8 @@ instead of as copies of the last frame.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from skimage.registration import optical_flow_ilk
@@ -32,7 +34,8 @@ def flow_between(previous: np.ndarray, last: np.ndarray, radius: int = RADIUS) -
     return np.stack(optical_flow_ilk(last, previous, radius=radius))
 
 
-def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str = "edge") -> Tensor:
+def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str = "edge",
+                       flow: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Tensor:
     """``count`` frames ``[B, C, count, H, W]`` after the first ``known`` frames of ``clips [B, C, T, H, W]``
     (``known >= 2``): the last known frame carried along the flow between the last two. The flow is the
     mean of each channel's (one motion for all channels). Read from outside the frame, ``boundary="edge"``
@@ -48,14 +51,14 @@ def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str =
     grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float64)
     out = np.empty((b, c, count, h, w))
     for i in range(b):
-        flow = np.mean([flow_between(values[i, channel, known - 2], values[i, channel, known - 1])
-                        for channel in range(c)], axis=0)
-        displacement = np.zeros_like(flow)
+        motion = np.mean([(flow or flow_between)(values[i, channel, known - 2], values[i, channel, known - 1])
+                          for channel in range(c)], axis=0)
+        displacement = np.zeros_like(motion)
         for a in range(count):
             # one more flow step backwards from where the last step ended (semi-Lagrangian backtracking)
             coords = grid + displacement
             displacement = displacement + np.stack([warp(component, coords, order=1, mode=boundary, preserve_range=True)
-                                                    for component in flow])
+                                                    for component in motion])
             coords = grid + displacement
             for channel in range(c):
                 out[i, channel, a] = warp(values[i, channel, known - 1], coords, order=1, mode=boundary,
@@ -63,8 +66,8 @@ def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str =
     return torch.from_numpy(out).to(clips.device, clips.dtype)
 
 
-def extrapolation(clips: Tensor, given: int, *, boundary: str = "edge") -> Tensor:
+def extrapolation(clips: Tensor, given: int, *, boundary: str = "edge", flow: Callable | None = None) -> Tensor:
     """``clips [B, C, T, H, W]`` with every frame after the first ``given`` replaced by their extrapolation."""
     out = clips.clone()
-    out[:, :, given:] = extrapolate_frames(clips, given, clips.shape[2] - given, boundary=boundary)
+    out[:, :, given:] = extrapolate_frames(clips, given, clips.shape[2] - given, boundary=boundary, flow=flow)
     return out

@@ -47,13 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
                                       start=REFERENCE_START)
     test, digits = judging.real_clips("test", args.samples, size=32, frames=args.frames, seed=args.seed)
     rows = {"real_test": (test, 0), "persistence": (persistence(test, args.given), args.given)}
-    default = extrapolating.flow_between
     for name, flow in FLOWS.items():
-        extrapolating.flow_between = flow
-        try:
-            rows[name] = (extrapolating.extrapolation(test, args.given), args.given)
-        finally:
-            extrapolating.flow_between = default
+        rows[name] = (extrapolating.extrapolation(test, args.given, flow=flow), args.given)
     scores = {}
     for name, (clips, given) in rows.items():
         judged = judging.judge_metrics(clips, reference, given_digits=digits, given_frames=given, judge=judge)
