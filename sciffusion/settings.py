@@ -39,10 +39,15 @@ class Settings:
         """One line: the settings and where each came from."""
         options = "".join(f" {k}={v}" for k, v in self.sampler_options.items() if k != "callback")
         text = f"sampler={self.sampler}{options} steps={self.steps} grid={self.grid} guidance={guidance_name(self.guidance)}"
-        by_layer: dict[str, list[str]] = {}
-        for key, layer in self.sources.items():
-            by_layer.setdefault(layer, []).append(key)
-        return text + " (" + "; ".join(f"{layer}: {', '.join(keys)}" for layer, keys in by_layer.items()) + ")"
+        return f"{text} ({describe_sources(self.sources)})"
+
+
+def describe_sources(sources: dict[str, str]) -> str:
+    """``{setting: where it came from}`` grouped by where: ``"given: steps; checkpoint: sampler, grid"``."""
+    by_layer: dict[str, list[str]] = {}
+    for key, layer in sources.items():
+        by_layer.setdefault(layer, []).append(key)
+    return "; ".join(f"{layer}: {', '.join(keys)}" for layer, keys in by_layer.items())
 
 
 def guidance_name(guidance: Any) -> str:

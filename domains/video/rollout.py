@@ -202,13 +202,12 @@ def rollout_settings(stored: dict[str, Any] | None, **given: Any) -> tuple[dict[
 
 def describe_windows(chosen: dict[str, Any], sources: dict[str, str], new_by_default: int) -> str:
     """One line: the window settings and where each came from (``settings.Settings.describe``'s form)."""
-    by_source: dict[str, list[str]] = {}
-    for key, source in sources.items():
-        by_source.setdefault(source, []).append(key)
+    from sciffusion.settings import describe_sources
+
     start = (PURE_NOISE if chosen["start_sigma"] is None
              else f"{chosen['start_sigma']} start_from={chosen['start_from']}")
     return (f"new_frames={chosen['new_frames'] or new_by_default} start_sigma={start} ("
-            + "; ".join(f"{source}: {', '.join(keys)}" for source, keys in by_source.items()) + ")")
+            + describe_sources(sources) + ")")
 
 
 def given_frames(domain: VideoDomain, input: str, given: int) -> Tensor:
