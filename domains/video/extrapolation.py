@@ -48,22 +48,31 @@ def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str =
         raise ValueError(f"extrapolation needs 2 or more known frames (the motion between the last two), got {known}")
     values = clips.detach().to("cpu", torch.float64).numpy()
     b, c, _, h, w = values.shape
-    grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float64)
     out = np.empty((b, c, count, h, w))
     for i in range(b):
         motion = np.mean([(flow or flow_between)(values[i, channel, known - 2], values[i, channel, known - 1])
                           for channel in range(c)], axis=0)
-        displacement = np.zeros_like(motion)
-        for a in range(count):
-            # one more flow step backwards from where the last step ended (semi-Lagrangian backtracking)
-            coords = grid + displacement
-            displacement = displacement + np.stack([warp(component, coords, order=1, mode=boundary, preserve_range=True)
-                                                    for component in motion])
-            coords = grid + displacement
-            for channel in range(c):
-                out[i, channel, a] = warp(values[i, channel, known - 1], coords, order=1, mode=boundary,
-                                          preserve_range=True)
+        out[i] = carry(values[i, :, known - 1], motion, count, boundary)
     return torch.from_numpy(out).to(clips.device, clips.dtype)
+
+
+def carry(frame: np.ndarray, motion: np.ndarray, count: int, boundary: str = "edge") -> np.ndarray:
+    """``frame [C, H, W]`` carried 1, ..., ``count`` steps along ``motion [2, H, W]`` (the flow of one
+    step, as ``flow_between`` gives it): ``[C, count, H, W]``, each step backtracked from where the one
+    before ended."""
+    c, h, w = frame.shape
+    grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float64)
+    out = np.empty((c, count, h, w))
+    displacement = np.zeros_like(motion)
+    for a in range(count):
+        # one more flow step backwards from where the last step ended (semi-Lagrangian backtracking)
+        coords = grid + displacement
+        displacement = displacement + np.stack([warp(component, coords, order=1, mode=boundary, preserve_range=True)
+                                                for component in motion])
+        coords = grid + displacement
+        for channel in range(c):
+            out[channel, a] = warp(frame[channel], coords, order=1, mode=boundary, preserve_range=True)
+    return out
 
 
 def extrapolation(clips: Tensor, given: int, *, boundary: str = "edge", flow: Callable | None = None) -> Tensor:
@@ -71,3 +80,37 @@ def extrapolation(clips: Tensor, given: int, *, boundary: str = "edge", flow: Ca
     out = clips.clone()
     out[:, :, given:] = extrapolate_frames(clips, given, clips.shape[2] - given, boundary=boundary, flow=flow)
     return out
+
+
+def extrapolated_context(given: Tensor, mask: Tensor, *, boundary: str = "edge") -> Tensor:
+    """What a forecaster knows at each frame, moved on: ``given [B, C, T, H, W]`` with every frame not
+    known (``mask [B, T]`` False) replaced by the latest known frame before it carried along the flow
+    between the two latest known frames, scaled to one frame (``(t - s) / (s - s')`` of it for frame t,
+    latest known s, the one before s'). Frames with fewer than two known before them hold the latest
+    known (the first known before any), as ``held_frames`` does; a clip with none known is zeros.
+    Known frames are themselves. A network's context at frames it has to make (``context_extrapolation``
+    of the video UNet): continuing the motion is then a local correction rather than a displacement the
+    network has to measure and apply itself."""
+    from sciffusion_domains.dense.networks.spacetime_dit import held_frames
+
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary={boundary!r}: give one of {', '.join(BOUNDARIES)}")
+    if given.dim() != 5 or mask.shape != given.shape[:1] + given.shape[2:3]:
+        raise ValueError(f"given must be [B, C, T, H, W] and mask [B, T], got {tuple(given.shape)} and {tuple(mask.shape)}")
+    out = held_frames(given, mask).detach().to("cpu", torch.float64).numpy()
+    values = given.detach().to("cpu", torch.float64).numpy()
+    known = mask.detach().cpu().numpy().astype(bool)
+    for i in range(given.shape[0]):
+        positions = np.flatnonzero(known[i])
+        if len(positions) < 2:
+            continue
+        # the frames each pair of consecutive known frames (s', s) continues: those after s up to the next known
+        ends = list(positions[2:]) + [given.shape[2]]
+        for before, latest, end in zip(positions[:-1], positions[1:], ends):
+            count = end - latest - 1
+            if count <= 0:
+                continue
+            motion = np.mean([flow_between(values[i, channel, before], values[i, channel, latest])
+                              for channel in range(given.shape[1])], axis=0) / (latest - before)
+            out[i, :, latest + 1:end] = carry(values[i, :, latest], motion, count, boundary)
+    return torch.from_numpy(out).to(given.device, given.dtype)

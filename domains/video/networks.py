@@ -18,13 +18,15 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sciffusion.space import Space
-from sciffusion_domains.dense.networks.embeddings import ConditionEmbedding
+from sciffusion_domains.dense.networks.embeddings import ConditionEmbedding, keep_mask
 from sciffusion_domains.dense.networks.layers import (Conv2d, Downsample, ResBlock, SelfAttention, Upsample,
                                                       group_norm, zero_)
 # cond[FRAMES]: [B, C, T, H, W] given frames (values only where cond[FRAME_MASK], [B, T] bool, is True): one
 # definition, with the given-frame input both space-time networks take (re-exported for the video domain)
 from sciffusion_domains.dense.networks.spacetime_dit import (  # noqa: F401
     FRAME_MASK, FRAMES, check_context, context_channels, with_given_frames)
+
+EXTRAPOLATION_BOUNDARIES = ("edge", "wrap")  # extrapolation.BOUNDARIES, which needs scikit-image (the video extra)
 
 
 def frame_encoding(frames: int, channels: int, *, device=None, dtype=None) -> Tensor:
@@ -107,7 +109,11 @@ class SpaceTimeUNet(nn.Module):
     cond["frame_mask"] ``[B, T]`` (True = given) enter as C + 1 extra input channels per frame (the
     given frames, zero elsewhere or with ``context_fill="hold"`` the latest given frame before, and the
     mask; ``context_frames=n`` with ``hold``: the n latest given frames, nC + 1 channels), for
-    forecasting and interpolation by conditioning.
+    forecasting and interpolation by conditioning. ``context_extrapolation="edge"`` (a bounded box) or
+    ``"wrap"`` (a periodic domain) adds the given frames' optical-flow extrapolation at every frame
+    (``extrapolation.extrapolated_context``: the latest given frame carried along the last motion),
+    through its own input convolution, zero at initialisation so that a forecaster trained without it
+    can be fine-tuned with it (``train.init_new_parameters=true``) from exactly what it was.
     cond["drop"] drops all of them for classifier-free guidance.
     """
 
@@ -117,9 +123,12 @@ class SpaceTimeUNet(nn.Module):
                  temporal_attention: bool = True, head_channels: int = 32, dropout: float = 0.0,
                  num_classes: int = 0, vector_dim: int = 0, context: bool = False,
                  noise_embedding: str = "positional", time_scale: float | None = None, context_fill: str = "zero",
-                 context_frames: int = 1):
+                 context_frames: int = 1, context_extrapolation: str | None = None):
         super().__init__()
         check_context(context_fill, context_frames, context)
+        if context_extrapolation is not None and (not context or context_extrapolation not in EXTRAPOLATION_BOUNDARIES):
+            raise ValueError(f"context_extrapolation={context_extrapolation!r}: give the boundary the flow reads "
+                             f"across ({' or '.join(EXTRAPOLATION_BOUNDARIES)}), on a network that takes given frames, or null")
         channel_mult, attention_levels = tuple(channel_mult), tuple(attention_levels)
         levels = len(channel_mult)
         temporal_levels = tuple(range(levels)) if temporal_levels is None else tuple(temporal_levels)
@@ -131,7 +140,7 @@ class SpaceTimeUNet(nn.Module):
                 raise ValueError(f"{name} {chosen} must index levels 0..{levels - 1} of channel_mult {channel_mult}")
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
         self.levels, self.context, self.context_fill = levels, context, context_fill
-        self.context_frames = context_frames
+        self.context_frames, self.context_extrapolation = context_frames, context_extrapolation
         emb_dim = 4 * channels
         self.embedding = ConditionEmbedding(emb_dim, num_features=channels, num_classes=num_classes,
                                             vector_dim=vector_dim, noise_embedding=noise_embedding,
@@ -145,6 +154,8 @@ class SpaceTimeUNet(nn.Module):
 
         ch = channels * channel_mult[0]
         self.conv_in = Conv2d(context_channels(in_channels, context, context_frames), ch, 3)
+        self.conv_extrapolated = zero_(Conv2d(in_channels, ch, 3)) if context_extrapolation else None
+        self._last_extrapolation: tuple[Tensor, Tensor, Tensor] | None = None
         skip_channels = [ch]
         self.encoder, self.downs = nn.ModuleList(), nn.ModuleList()
         for level, mult in enumerate(channel_mult):
@@ -179,12 +190,15 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"SpaceTimeUNet expects x of shape [B, {self.in_channels}, T, H, W], got {tuple(x.shape)}")
         b, _, frames, height, width = x.shape
         emb = self.embedding(t, cond, x).repeat_interleave(frames, dim=0)  # [B T, D], frame-major per clip
-        h = with_given_frames(x, cond, self.context, self.context_fill, self.context_frames)
-        h = h.transpose(1, 2).reshape(b * frames, h.shape[1], height, width)
         factor = 2 ** (self.levels - 1)
-        h = F.pad(h, (0, -width % factor, 0, -height % factor))
 
-        h = self.conv_in(h)
+        def per_frame(v: Tensor) -> Tensor:  # [B, C, T, H, W] -> [B T, C, H', W'], padded
+            v = v.transpose(1, 2).reshape(b * frames, v.shape[1], height, width)
+            return F.pad(v, (0, -width % factor, 0, -height % factor))
+
+        h = self.conv_in(per_frame(with_given_frames(x, cond, self.context, self.context_fill, self.context_frames)))
+        if self.conv_extrapolated is not None:
+            h = h + self.conv_extrapolated(per_frame(self.extrapolated(x, cond)))
         skips = [h]
         for level, blocks in enumerate(self.encoder):
             for blk in blocks:
@@ -202,3 +216,20 @@ class SpaceTimeUNet(nn.Module):
                 h = self.ups[i](h)
         out = self.conv_out(F.silu(self.norm_out(h)))[..., :height, :width]
         return out.reshape(b, frames, self.out_channels, height, width).transpose(1, 2)
+
+    def extrapolated(self, x: Tensor, cond: dict[str, Tensor]) -> Tensor:
+        """The given frames' extrapolation ``[B, C, T, H, W]`` (zeros for a dropped sample or none given)."""
+        from .extrapolation import extrapolated_context
+
+        if FRAMES not in cond:
+            return torch.zeros_like(x)
+        mask = cond[FRAME_MASK].to(device=x.device, dtype=torch.bool) & keep_mask(cond, x.shape[0], x.device)[:, None]
+        given = cond[FRAMES].to(x)
+        # a sampler calls the network many times with the same given frames: the flow is estimated once
+        cached = self._last_extrapolation
+        if cached is not None and cached[0].shape == given.shape and torch.equal(cached[0], given) \
+                and torch.equal(cached[1], mask):
+            return cached[2]
+        moved = extrapolated_context(given, mask, boundary=self.context_extrapolation)
+        self._last_extrapolation = (given.detach().clone(), mask.clone(), moved)
+        return moved

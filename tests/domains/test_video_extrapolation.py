@@ -61,3 +61,33 @@ def test_a_periodic_field_wraps_around_and_the_boundary_is_checked():
     assert (held - truth).abs().max() > 0.5  # the edge held: nothing comes back in on the left
     with pytest.raises(ValueError, match="boundary='periodic'"):
         extrapolate_frames(clip, 4, 2, boundary="periodic")
+
+
+def test_the_context_of_a_forecaster_is_the_extrapolation_at_frames_it_makes():
+    """``extrapolated_context``: known frames are themselves; a frame after the known ones is the
+    extrapolation from the two latest (the same numbers as ``extrapolate_frames``); known frames two apart
+    give half the motion a frame; fewer than two known before a frame hold the latest (the first known
+    before any), and a clip with none known is zeros."""
+    from sciffusion_domains.video.extrapolation import extrapolated_context
+
+    clip = moving_blob(8)
+    forecast = torch.tensor([[True] * 4 + [False] * 4])
+    out = extrapolated_context(clip, forecast)
+    assert torch.equal(out[:, :, :4], clip[:, :, :4])
+    torch.testing.assert_close(out[:, :, 4:], extrapolate_frames(clip, 4, 4), atol=1e-6, rtol=0)
+    assert (out[:, :, 4:] - clip[:, :, 4:]).abs().max() < 0.05
+
+    sparse = torch.tensor([[False, True, False, True, False, False, False, False]])
+    out = extrapolated_context(clip, sparse)
+    # frame 0 holds the first known (1), frame 2 the latest known (1: one known before it, no motion yet)
+    assert torch.equal(out[:, :, 0], clip[:, :, 1]) and torch.equal(out[:, :, 2], clip[:, :, 1])
+    # frames 4-7 continue the motion between 1 and 3, halved to one frame's
+    assert (out[:, :, 4:] - clip[:, :, 4:]).abs().max() < 0.05
+    assert (clip[:, :, 3:4] - clip[:, :, 4:]).abs().max() > 0.3  # what holding frame 3 would have missed
+
+    nothing = extrapolated_context(clip, torch.zeros(1, 8, dtype=torch.bool))
+    assert not nothing.any()
+    with pytest.raises(ValueError, match="mask \\[B, T\\]"):
+        extrapolated_context(clip, forecast[:, :5])
+    with pytest.raises(ValueError, match="edge, wrap"):
+        extrapolated_context(clip, forecast, boundary="reflect")
