@@ -57,7 +57,7 @@ from sciffusion.timesteps import GRIDS, make_grid
 from .domain import VideoDomain
 from .extrapolation import extrapolate_frames
 
-START_FROM = ("persistence", "extrapolation")  # what a warm-started window's new frames start as
+START_FROM = ("persistence", "extrapolation", "mean")  # what a warm-started window's new frames start as
 
 
 @torch.no_grad()
@@ -73,7 +73,9 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
     viscosity, ``domain.condition(B, viscosity=NU)``) for a model trained on ``domain.viscosities``.
     ``start_sigma`` starts each window's new frames from the last known frame at that scaled noise level
     (``grid`` must be one in noise level: karras or uniform_log_snr), or with ``start_from="extrapolation"``
-    from the last known frame carried along the optical flow between the last two (``extrapolation``)."""
+    from the last known frame carried along the optical flow between the last two (``extrapolation``), or
+    with ``start_from="mean"`` from the model's own forecast mean (its denoiser at the top noise level,
+    one more evaluation a window)."""
     from sciffusion.samplers import prior_sample, sample
 
     c, window, h, w = domain.shape
@@ -120,6 +122,10 @@ def rollout(denoiser: Denoiser, process: NoiseProcess, domain: VideoDomain, give
         if start_sigma is not None:  # the signal under that noise: the known frames, then a guess of the new ones
             if start_from == "extrapolation":
                 guess = extrapolate_frames(observed, k, window - k)
+            elif start_from == "mean":  # the model's own forecast mean: its denoiser at the top noise level
+                top = torch.full((len(x),), float(process.t_max), device=device)
+                pure = prior_sample(process, observed, space=space, generator=generator)
+                guess = guided(pure, top, space, window_cond)[:, :, k:]
             else:  # persistence: every new frame the last known one
                 guess = observed[:, :, k - 1:k].expand(-1, -1, window - k, -1, -1)
             x = x + process.alpha(ts[0]).to(x.dtype) * torch.cat([observed[:, :, :k], guess], dim=2)
@@ -156,7 +162,7 @@ class RolloutOptions:
     new_frames: int | None = None
     # new frames start from the last known one at this noise level (SDEdit); "none": from pure noise
     start_sigma: Any = None
-    start_from: str | None = None  # with start_sigma: what the new frames start as (persistence, extrapolation)
+    start_from: str | None = None  # with start_sigma: what the new frames start as (persistence, extrapolation, mean)
     viscosity: float | None = None  # a model trained on domain.viscosities (default: a test:K input's own)
     sampler: str | None = None
     steps: int | None = None

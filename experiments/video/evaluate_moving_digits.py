@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "the given frames of forecasts (1: none; needs a model trained with loss.cond_dropout)")
     parser.add_argument("--start-sigma", type=float, help="forecast windows start their new frames from the last "
                         "given frame noised to this level, not from pure noise (SDEdit; default: pure noise)")
-    parser.add_argument("--start-from", default="persistence", choices=["persistence", "extrapolation"],
+    parser.add_argument("--start-from", default="persistence", choices=["persistence", "extrapolation", "mean"],
                         help="with --start-sigma: what the new frames start as under the noise")
     parser.add_argument("--forecast-only", action="store_true", help="score the model's forecasts, not its free "
                         "clips (to compare rollout settings at half the cost)")

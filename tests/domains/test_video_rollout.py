@@ -94,6 +94,44 @@ def test_a_rollout_started_from_the_extrapolation_carries_the_motion_on():
         rollout(denoiser, process, domain, start, start_from="flow", **kwargs)
 
 
+def test_a_rollout_started_from_the_models_mean_starts_where_the_model_says_at_the_top_level():
+    """``start_from="mean"``: the new frames start as the denoiser's output at the process's top noise level
+    for the window's given frames (its forecast mean). A denoiser that knows the motion there (the last
+    given frame one pixel on per frame) and changes nothing below: from scaled sigma 0.01 the new frames
+    are that mean, not the last frame."""
+    from sciffusion_domains.video.networks import FRAME_MASK, FRAMES
+
+    domain, _, process = parts(given_frames=2)
+    top = float(process.t_max)
+
+    class KnowsTheMotion(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))  # where the rollout finds the device
+            self.top_calls = 0
+
+        def forward(self, x, t, space=None, cond=None):
+            if not torch.allclose(t, torch.full_like(t, top)):
+                return x  # below the top: nothing to change
+            self.top_calls += 1
+            last = cond[FRAMES][:, :, 1]  # the window's latest given frame (2 given)
+            assert cond[FRAME_MASK][:, :2].all() and not cond[FRAME_MASK][:, 2:].any()
+            return torch.stack([last.roll(lead, dims=-1) for lead in range(-1, 3)], dim=2)
+
+    denoiser = KnowsTheMotion()
+    start = torch.stack([domain.dataset("test")[i][0] for i in range(2)])[:, :, :2]
+    kwargs = dict(frames=5, steps=3, sampler="heun", seed=1, start_sigma=0.01, new_frames=1)
+    moved = rollout(denoiser, process, domain, start, start_from="mean", **kwargs)
+    assert denoiser.top_calls == 3  # once a window
+    expected = start[:, :, 1]
+    for frame in range(2, 5):  # each new frame is the one before it moved one pixel on
+        expected = expected.roll(1, dims=-1)
+        assert (moved[:, :, frame] - expected).abs().max() < 0.1  # each window adds noise at 0.01
+    assert (moved[:, :, 4] - start[:, :, 1]).abs().max() > 0.5
+    held = rollout(denoiser, process, domain, start, **kwargs)  # persistence: the last frame stays
+    assert (held[:, :, 4] - start[:, :, 1]).abs().max() < 0.1
+
+
 def test_a_rollout_start_needs_a_noise_level_grid_and_a_level_the_process_has():
     domain, denoiser, process = parts(given_frames=2)
     start = torch.zeros(1, 1, 2, 16, 16)
