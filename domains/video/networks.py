@@ -227,8 +227,8 @@ class SpaceTimeUNet(nn.Module):
         given = cond[FRAMES].to(x)
         # a sampler calls the network many times with the same given frames: the flow is estimated once
         cached = self._last_extrapolation
-        if cached is not None and cached[0].shape == given.shape and torch.equal(cached[0], given) \
-                and torch.equal(cached[1], mask):
+        if cached is not None and cached[0].shape == given.shape and cached[0].device == given.device \
+                and torch.equal(cached[0], given) and torch.equal(cached[1], mask):
             return cached[2]
         moved = extrapolated_context(given, mask, boundary=self.context_extrapolation)
         self._last_extrapolation = (given.detach().clone(), mask.clone(), moved)
