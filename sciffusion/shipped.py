@@ -42,20 +42,25 @@ SHIPPED: dict[str, Shipped] = {
                          "(see experiments/molecules/joint/README.md)",
                          {"sampler": "ddpm", "steps": 500, "grid": "uniform_t", "guidance": None,
                           "sampler_options": {"categorical": "posterior"}},
-                         "experiments/molecules/joint/README.md: DDPM 500 steps gives the most stable and valid "
-                         "molecules of 20-500 steps"),
+                         "step 30,000 (21,500 steps on a 2-core CPU, then 8,500 on an H200), DDPM 500 + exact "
+                         "categorical posterior, 500 molecules sampled on the CPU, seed 0: bonds re-perceived "
+                         "from coordinates: atom stability 96.7%, DetermineBonds validity 88.4%; generated "
+                         "bonds: atom / molecule stability 97.9 / 90.2%, strict validity 88.4%, connected "
+                         "98.2%, unique 99.8%, novel 66.0% (experiments/molecules/joint/README.md)"),
     "qm9_joint_noh": Shipped("molecules", "qm9_joint_noh_cpu.ckpt",
                              "QM9 molecules without hydrogens, atoms, charges and Kekule bonds generated jointly",
                              {"sampler": "ddpm", "steps": 500, "grid": "uniform_t", "guidance": None,
                               "sampler_options": {"categorical": "posterior"}},
-                             "experiments/molecules/joint/README.md: validity 97.0% at 500 DDPM steps (96.0% at 100)"),
+                             "experiments/molecules/joint/README.md: validity (implicit H) "
+                             "95.3/96.0/96.0/96.7/97.0% at 20/50/100/250/500 DDPM steps, 300 molecules, step "
+                             "8500"),
     "qm9_joint_alpha": Shipped("molecules", "qm9_joint_alpha_cpu.ckpt",
                                "the joint QM9 model conditioned on the polarisability alpha (cond.alpha=..., bohr^3)",
                                {"sampler": "ddpm", "steps": 100, "grid": "uniform_t",
                                 "guidance": {"name": "cfg", "scale": 2.0},
                                 "sampler_options": {"categorical": "posterior"}},
-                               "experiments/molecules/joint/README.md: CFG 2 misses the requested alpha by 3.50 bohr^3 "
-                               "(3.71 unguided), correlation 0.89"),
+                               "experiments/molecules/joint/README.md: CFG 2 misses the requested alpha by 3.50"
+                               " bohr^3 (3.71 unguided), correlation 0.89; DDPM 100 steps"),
     "qm9": Shipped("molecules", "qm9_cpu.ckpt", "3D molecules of QM9 with hydrogens (EGNN, CPU-trained)",
                    {"sampler": "ddpm", "steps": 250, "grid": "uniform_t", "guidance": None},
                    "experiments/molecules/README.md: DDPM 250 steps has the most stable atoms and connected molecules"),
@@ -70,8 +75,9 @@ SHIPPED: dict[str, Shipped] = {
                                   "the digits model distilled to 1-4 steps (consistency distillation, CFG 2 distilled in)",
                                   {"sampler": "consistency", "steps": 2, "grid": "karras",
                                    "grid_options": {"sigma_min": 0.8}, "guidance": None},
-                                  "experiments/distillation/README.md: 2 steps, FD 3.78 and 99.2% recognised (teacher "
-                                  "at 40 NFE: FD 3.89, 98.6%)"),
+                                  "experiments/distillation/README.md: 2 consistency steps, FD 3.78 and 99.2% "
+                                  "of classes recognised (teacher: DPM-Solver++(2M) 20 steps with CFG 2, 40 "
+                                  "NFE, FD 3.89, 98.6%)"),
     "digits_latent": Shipped("latent", "mnist_latent_unet.ckpt",
                              "class-conditional MNIST digits from a U-Net on 4x7x7 autoencoder latents (the KL "
                              "autoencoder embedded: latent diffusion at 1/3.5 of the pixel model's sampling cost)",

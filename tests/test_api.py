@@ -58,6 +58,24 @@ def test_every_shipped_checkpoint_samples_without_its_data(name, no_data, tmp_pa
     assert model.sampling_defaults["sampler"] == shipped.lookup(name).best["sampler"]
 
 
+@pytest.mark.parametrize("name", sorted(shipped.SHIPPED))
+def test_every_shipped_file_stores_the_settings_its_registry_entry_names(name):
+    """What a user gets with no settings given (the file's ``sampling_defaults``) is what ``shipped.SHIPPED``
+    says measured best, and the file says where it was measured in the entry's words: a file re-shipped or
+    an entry edited alone would make them part. An empty options dict and none are the same settings."""
+    from sciffusion.training.checkpoint import load_checkpoint
+
+    path = shipped.lookup(name).path()
+    if path is None:
+        pytest.skip(f"the {name} checkpoint is not installed")
+
+    def settings_of(defaults):
+        return {k: v for k, v in defaults.items() if v != {}}
+
+    entry = shipped.lookup(name)
+    assert settings_of(load_checkpoint(path)["sampling_defaults"]) == settings_of(dict(entry.best, measured=entry.measured))
+
+
 def test_unknown_names_list_the_shipped_ones():
     from sciffusion.training import CheckpointError
 
