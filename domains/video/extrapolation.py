@@ -17,9 +17,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from skimage.registration import optical_flow_ilk
-from skimage.transform import warp
 from torch import Tensor
+
+# scikit-image (the video extra) is imported where the flow is estimated and applied, so that the video
+# networks can name BOUNDARIES and build without it
 
 # Lucas-Kanade window half-width: of 3, 5, 7 and 9 on 64 Moving-MNIST test clips at 32x32, 7 gave the
 # lowest video FD (20.0; 25.8 at 3, TV-L1 25.3): experiments/video/moving_digits_extrapolation/
@@ -31,7 +32,17 @@ def flow_between(previous: np.ndarray, last: np.ndarray, radius: int = RADIUS) -
     """The flow ``[2, H, W]`` (rows, columns) with ``last(r) ~ previous(r + flow(r))``: minus the
     displacement that brought the content at ``r`` from ``previous`` to ``last``, fitted on windows of
     ``2 * radius + 1`` pixels."""
+    from skimage.registration import optical_flow_ilk
+
     return np.stack(optical_flow_ilk(last, previous, radius=radius))
+
+
+def mean_flow(frames: np.ndarray, before: int, latest: int,
+              flow: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """The flow of one frame step ``[2, H, W]`` from frame ``before`` to frame ``latest`` of ``frames
+    [C, T, H, W]``: the mean of each channel's (one motion for all channels), divided by the frames between."""
+    return np.mean([(flow or flow_between)(frames[channel, before], frames[channel, latest])
+                    for channel in range(frames.shape[0])], axis=0) / (latest - before)
 
 
 def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str = "edge",
@@ -50,9 +61,7 @@ def extrapolate_frames(clips: Tensor, known: int, count: int, *, boundary: str =
     b, c, _, h, w = values.shape
     out = np.empty((b, c, count, h, w))
     for i in range(b):
-        motion = np.mean([(flow or flow_between)(values[i, channel, known - 2], values[i, channel, known - 1])
-                          for channel in range(c)], axis=0)
-        out[i] = carry(values[i, :, known - 1], motion, count, boundary)
+        out[i] = carry(values[i, :, known - 1], mean_flow(values[i], known - 2, known - 1, flow), count, boundary)
     return torch.from_numpy(out).to(clips.device, clips.dtype)
 
 
@@ -60,6 +69,8 @@ def carry(frame: np.ndarray, motion: np.ndarray, count: int, boundary: str = "ed
     """``frame [C, H, W]`` carried 1, ..., ``count`` steps along ``motion [2, H, W]`` (the flow of one
     step, as ``flow_between`` gives it): ``[C, count, H, W]``, each step backtracked from where the one
     before ended."""
+    from skimage.transform import warp
+
     c, h, w = frame.shape
     grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float64)
     out = np.empty((c, count, h, w))
@@ -110,7 +121,5 @@ def extrapolated_context(given: Tensor, mask: Tensor, *, boundary: str = "edge")
             count = end - latest - 1
             if count <= 0:
                 continue
-            motion = np.mean([flow_between(values[i, channel, before], values[i, channel, latest])
-                              for channel in range(given.shape[1])], axis=0) / (latest - before)
-            out[i, :, latest + 1:end] = carry(values[i, :, latest], motion, count, boundary)
+            out[i, :, latest + 1:end] = carry(values[i, :, latest], mean_flow(values[i], before, latest), count, boundary)
     return torch.from_numpy(out).to(given.device, given.dtype)

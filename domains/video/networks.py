@@ -26,7 +26,7 @@ from sciffusion_domains.dense.networks.layers import (Conv2d, Downsample, ResBlo
 from sciffusion_domains.dense.networks.spacetime_dit import (  # noqa: F401
     FRAME_MASK, FRAMES, check_context, context_channels, with_given_frames)
 
-EXTRAPOLATION_BOUNDARIES = ("edge", "wrap")  # extrapolation.BOUNDARIES, which needs scikit-image (the video extra)
+from .extrapolation import BOUNDARIES, extrapolated_context
 
 
 def frame_encoding(frames: int, channels: int, *, device=None, dtype=None) -> Tensor:
@@ -126,9 +126,9 @@ class SpaceTimeUNet(nn.Module):
                  context_frames: int = 1, context_extrapolation: str | None = None):
         super().__init__()
         check_context(context_fill, context_frames, context)
-        if context_extrapolation is not None and (not context or context_extrapolation not in EXTRAPOLATION_BOUNDARIES):
+        if context_extrapolation is not None and (not context or context_extrapolation not in BOUNDARIES):
             raise ValueError(f"context_extrapolation={context_extrapolation!r}: give the boundary the flow reads "
-                             f"across ({' or '.join(EXTRAPOLATION_BOUNDARIES)}), on a network that takes given frames, or null")
+                             f"across ({' or '.join(BOUNDARIES)}), on a network that takes given frames, or null")
         channel_mult, attention_levels = tuple(channel_mult), tuple(attention_levels)
         levels = len(channel_mult)
         temporal_levels = tuple(range(levels)) if temporal_levels is None else tuple(temporal_levels)
@@ -219,8 +219,6 @@ class SpaceTimeUNet(nn.Module):
 
     def extrapolated(self, x: Tensor, cond: dict[str, Tensor]) -> Tensor:
         """The given frames' extrapolation ``[B, C, T, H, W]`` (zeros for a dropped sample or none given)."""
-        from .extrapolation import extrapolated_context
-
         if FRAMES not in cond:
             return torch.zeros_like(x)
         mask = cond[FRAME_MASK].to(device=x.device, dtype=torch.bool) & keep_mask(cond, x.shape[0], x.device)[:, None]

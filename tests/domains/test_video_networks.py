@@ -135,12 +135,14 @@ def test_bad_options_and_inputs_are_named():
         SpaceTimeUNet(1, **SMALL)(torch.zeros(2, 1, 12, 10), torch.rand(2))
 
 
-def test_extrapolated_context_starts_at_zero_and_then_carries_the_given_motion():
+def test_extrapolated_context_starts_at_zero_and_then_carries_the_given_motion(monkeypatch):
     """``context_extrapolation``: a network with it computes exactly what the same weights compute without
-    it until its own input convolution is trained (fine-tuning starts from the model it was); then the
-    output depends on the motion of the given frames at a frame the other context channels cannot tell
-    apart; dropped samples see none; the flow is estimated once for repeated calls with the same frames."""
-    from sciffusion_domains.video import extrapolation
+    it until its own input convolution is trained (fine-tuning starts from the model it was); then that
+    convolution adds the extrapolation (not, say, the held frames) to the output; dropped samples see none;
+    the flow is estimated once for repeated calls with the same frames."""
+    from sciffusion_domains.dense.networks.spacetime_dit import held_frames
+    from sciffusion_domains.video import networks
+    from sciffusion_domains.video.extrapolation import extrapolated_context
 
     torch.manual_seed(0)
     plain = trained_like(SpaceTimeUNet(1, **SMALL, context=True, context_fill="hold"))
@@ -154,26 +156,26 @@ def test_extrapolated_context_starts_at_zero_and_then_carries_the_given_motion()
                        plain(x, t, None, {FRAMES: given, FRAME_MASK: mask}))
 
     torch.nn.init.normal_(moving.conv_extrapolated.weight, std=0.1)
-    # two clips with the same latest given frame, one moved between the first given frames: only the
-    # extrapolated channels tell them apart at frames 3-5 (held_frames with context_frames=1 agree there)
-    still = given.clone()
+    cond = {FRAMES: given, FRAME_MASK: mask}
+    added = moving(x, t, None, cond) - plain(x, t, None, cond)  # what the branch adds
+    assert added.abs().amax() > 1e-3
+    # ... and it is the extrapolation that it adds: handed the held frames instead, it adds something else
+    monkeypatch.setattr(networks, "extrapolated_context", lambda given, mask, boundary: held_frames(given, mask))
+    moving._last_extrapolation = None
+    assert not torch.allclose(moving(x, t, None, cond) - plain(x, t, None, cond), added, atol=1e-4)
+    monkeypatch.undo()
+    moving._last_extrapolation = None
+    still = given.clone()  # no motion between the last two given frames
     still[:, :, 1] = still[:, :, 2]
-    out_moving = moving(x, t, None, {FRAMES: given, FRAME_MASK: mask})
-    out_still = moving(x, t, None, {FRAMES: still, FRAME_MASK: mask})
-    assert not torch.allclose(out_moving, out_still, atol=1e-4)
 
     calls = []
-    original = extrapolation.extrapolated_context
-    extrapolation.extrapolated_context = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        cond = {FRAMES: given, FRAME_MASK: mask}
-        moving(x, t, None, cond)
-        moving(x + 1, t * 2, None, {FRAMES: given.clone(), FRAME_MASK: mask.clone()})
-        assert len(calls) == 1  # equal given frames (another noisy x, another level): the cached extrapolation
-        moving(x, t, None, {FRAMES: still, FRAME_MASK: mask})
-        assert len(calls) == 2
-    finally:
-        extrapolation.extrapolated_context = original
+    monkeypatch.setattr(networks, "extrapolated_context",
+                        lambda *a, **k: calls.append(1) or extrapolated_context(*a, **k))
+    moving(x, t, None, {FRAMES: given, FRAME_MASK: mask})
+    moving(x + 1, t * 2, None, {FRAMES: given.clone(), FRAME_MASK: mask.clone()})
+    assert len(calls) == 1  # equal given frames (another noisy x, another level): the cached extrapolation
+    moving(x, t, None, {FRAMES: still, FRAME_MASK: mask})
+    assert len(calls) == 2
     dropped = {FRAMES: given, FRAME_MASK: mask, "drop": torch.tensor([True, True])}
     assert not moving.extrapolated(x, dropped).any()
     assert torch.allclose(moving(x, t, None, dropped), moving(x, t, None, {}), atol=1e-6)
