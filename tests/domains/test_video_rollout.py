@@ -97,7 +97,7 @@ def test_a_rollout_started_from_the_extrapolation_carries_the_motion_on():
 def test_a_rollout_started_from_the_models_mean_starts_where_the_model_says_at_the_top_level():
     """``start_from="mean"``: the new frames start as the denoiser's output at the process's top noise level
     for the window's given frames (its forecast mean). A denoiser that knows the motion there (the last
-    given frame one pixel on per frame) and changes nothing below: from scaled sigma 0.01 the new frames
+    given frame one pixel on per frame) and changes nothing below: from scaled sigma 0.004 the new frames
     are that mean, not the last frame."""
     from sciffusion_domains.video.networks import FRAME_MASK, FRAMES
 
@@ -120,16 +120,18 @@ def test_a_rollout_started_from_the_models_mean_starts_where_the_model_says_at_t
 
     denoiser = KnowsTheMotion()
     start = torch.stack([domain.dataset("test")[i][0] for i in range(2)])[:, :, :2]
-    kwargs = dict(frames=5, steps=3, sampler="heun", seed=1, start_sigma=0.01, new_frames=1)
+    # the denoiser changes nothing below the top, so each window keeps its start noise (0.004) and passes it on
+    # to the next: after 3 windows at most about 0.004 * sqrt(3) * 4.5 (max of 512 Gaussians) = 0.03
+    kwargs = dict(frames=5, steps=3, sampler="heun", seed=1, start_sigma=0.004, new_frames=1)
     moved = rollout(denoiser, process, domain, start, start_from="mean", **kwargs)
     assert denoiser.top_calls == 3  # once a window
     expected = start[:, :, 1]
     for frame in range(2, 5):  # each new frame is the one before it moved one pixel on
         expected = expected.roll(1, dims=-1)
-        assert (moved[:, :, frame] - expected).abs().max() < 0.1  # each window adds noise at 0.01
+        assert (moved[:, :, frame] - expected).abs().max() < 0.03
     assert (moved[:, :, 4] - start[:, :, 1]).abs().max() > 0.5
     held = rollout(denoiser, process, domain, start, **kwargs)  # persistence: the last frame stays
-    assert (held[:, :, 4] - start[:, :, 1]).abs().max() < 0.1
+    assert (held[:, :, 4] - start[:, :, 1]).abs().max() < 0.03
 
 
 def test_a_rollout_start_needs_a_noise_level_grid_and_a_level_the_process_has():
