@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from sciffusion_domains.video import judge as judging
 from sciffusion_domains.video.data import pair_label
+from sciffusion_domains.video.rollout import START_FROM
 from sciffusion_domains.video.extrapolation import extrapolation
 from sciffusion_domains.video.metrics import clip_metrics
 
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "the given frames of forecasts (1: none; needs a model trained with loss.cond_dropout)")
     parser.add_argument("--start-sigma", type=float, help="forecast windows start their new frames from the last "
                         "given frame noised to this level, not from pure noise (SDEdit; default: pure noise)")
-    parser.add_argument("--start-from", default="persistence", choices=["persistence", "extrapolation", "mean"],
+    parser.add_argument("--start-from", default="persistence", choices=START_FROM,
                         help="with --start-sigma: what the new frames start as under the noise")
     parser.add_argument("--forecast-only", action="store_true", help="score the model's forecasts, not its free "
                         "clips (to compare rollout settings at half the cost)")
